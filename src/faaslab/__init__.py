@@ -1,0 +1,41 @@
+"""faaslab: run serverless functions locally in Docker and measure them."""
+
+from ._errors import (
+    EngineError,
+    EngineUnreachable,
+    FaaslabError,
+    FunctionFailed,
+    ImageBuildError,
+    ImageError,
+    ImageMissing,
+    InstanceError,
+    InstanceLost,
+    InstanceStartError,
+    InvocationError,
+    InvocationTimeout,
+    SamplingError,
+    SpecError,
+    StateError,
+    StorageError,
+    SystemSetupError,
+)
+
+__all__ = (
+    "EngineError",
+    "EngineUnreachable",
+    "FaaslabError",
+    "FunctionFailed",
+    "ImageBuildError",
+    "ImageError",
+    "ImageMissing",
+    "InstanceError",
+    "InstanceLost",
+    "InstanceStartError",
+    "InvocationError",
+    "InvocationTimeout",
+    "SamplingError",
+    "SpecError",
+    "StateError",
+    "StorageError",
+    "SystemSetupError",
+)

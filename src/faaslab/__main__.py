@@ -1,0 +1,3 @@
+from faaslab._cli import main
+
+raise SystemExit(main())
