@@ -5,7 +5,7 @@ turns each into one readable line and an exit code (``exit_code``)::
 
     FaaslabError
     ├── SpecError                 bad input: a spec, a path, an option (exit 2)
-    ├── StateError                a state file that is corrupt, foreign or of another version (exit 2)
+    ├── StateError                a state file: corrupt, foreign, other version (exit 2)
     ├── EngineError               the Docker engine misbehaved
     │   └── EngineUnreachable     no engine answers at the endpoint
     ├── ImageError
@@ -112,9 +112,7 @@ class InstanceError(FaaslabError):
 class InstanceStartError(InstanceError):
     """An instance never became ready."""
 
-    def __init__(
-        self, message: str, *, exit_code: int | None = None, logs: str = ""
-    ) -> None:
+    def __init__(self, message: str, *, exit_code: int | None = None, logs: str = "") -> None:
         self.container_exit_code = exit_code
         self.logs = logs
         text = message

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the host packages faaslab needs, only those that are missing:
+#   dockerd (docker.io) when no engine answers, mmdebstrap for the runtime
+#   image, and venv support for Python. Debian-like systems, as root.
+set -euo pipefail
+
+missing=()
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+if ! command -v dockerd >/dev/null; then
+  # An engine that already answers (or DOCKER_HOST) is used as it is.
+  if [ -z "${DOCKER_HOST:-}" ] && ! [ -S /var/run/docker.sock ]; then
+    missing+=(docker.io)
+  fi
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "faaslab needs these Debian packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null; then
+  echo "faaslab needs: ${missing[*]} (no apt-get here: install them with your package manager)" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing[*]} >/dev/null

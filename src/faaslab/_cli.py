@@ -1,0 +1,165 @@
+"""`python -m faaslab` / `faaslab`: argument parsing, logging set-up, exit codes.
+
+This is the only place that configures structlog. Exit codes: 0 ok, 1 a
+failure, 2 bad usage or input. A :class:`FaaslabError` becomes one line on
+stderr; ``--debug`` shows the traceback too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+import anyio
+import structlog
+
+from ._errors import FaaslabError
+
+__all__ = ("main",)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _configure_logging(fmt: str, debug: bool) -> None:
+    level = logging.DEBUG if debug else logging.INFO
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# -- engine ---------------------------------------------------------------------
+
+
+def _cmd_engine(args: argparse.Namespace) -> int:
+    from ._daemon import engine_answers, start_engine, stop_engine
+
+    if args.action == "up":
+        status = start_engine()
+        if status.started:
+            print(f"engine: started dockerd (pid {status.pid}), answering at {status.endpoint}")
+        else:
+            print(f"engine: already answering at {status.endpoint}")
+        return 0
+    if args.action == "down":
+        pid = stop_engine()
+        print("engine: no engine started by faaslab" if pid is None else f"engine: stopped {pid}")
+        return 0
+    answers = engine_answers()
+    print("engine: answering" if answers else "engine: not answering")
+    return 0 if answers else 1
+
+
+# -- images ---------------------------------------------------------------------
+
+
+def _cmd_images(args: argparse.Namespace) -> int:
+    from ._engine import open_engine
+    from ._images import IMAGE_LABEL, build_images, describe
+
+    async def build() -> int:
+        async with open_engine() as engine:
+            results = await build_images(
+                engine, base=args.base, force=args.force, progress=_progress
+            )
+        for status, rebuilt in results:
+            print(f"{status.name:<32} {'built' if rebuilt else 'up to date'}")
+        return 0
+
+    async def listing() -> int:
+        async with open_engine() as engine:
+            images = await engine.client.images.list(filters={"label": [IMAGE_LABEL]})
+        for line in describe(images):
+            print(line)
+        if not images:
+            print("no faaslab images: run `python -m faaslab images build`")
+        return 0
+
+    return anyio.run(build if args.action == "build" else listing)
+
+
+# -- doctor ---------------------------------------------------------------------
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from ._doctor import run_checks
+
+    async def doctor() -> int:
+        failed = 0
+        async for check in run_checks(base=args.base):
+            failed += not check.ok
+            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<34} {check.detail}", flush=True)
+        return 1 if failed else 0
+
+    return anyio.run(doctor)
+
+
+# -- parser ---------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faaslab",
+        description="Run serverless functions locally in Docker and measure them.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="log format (auto: console on a terminal, JSON lines otherwise)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    engine = commands.add_parser("engine", help="start or stop faaslab's own Docker engine")
+    engine.add_argument("action", choices=("up", "down", "status"))
+    engine.set_defaults(handler=_cmd_engine)
+
+    images = commands.add_parser("images", help="build or list faaslab's images (no registry)")
+    images.add_argument("action", choices=("build", "list"))
+    images.add_argument("--base", help="use this pullable Python image instead of mmdebstrap")
+    images.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    images.set_defaults(handler=_cmd_images)
+
+    doctor = commands.add_parser("doctor", help="check the engine, cgroups and images")
+    doctor.add_argument("--base", help="the --base image the runtime was built from, if any")
+    doctor.set_defaults(handler=_cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.log_format, args.debug)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except FaaslabError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"faaslab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("faaslab: interrupted", file=sys.stderr)
+        return 130

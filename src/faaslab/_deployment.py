@@ -1,0 +1,435 @@
+"""The Deployment actor: the one task group, supervision, and ``open_deployment``.
+
+``open_deployment`` creates the deployment's network, starts every instance
+of every function at once (each supervisor is started with
+``task_group.start``, so the first instance that cannot start fails the whole
+start with its own error, and everything already created is removed), and
+yields a :class:`Deployment`. Each instance has a supervisor task that
+replaces a container that dies (exponential backoff, at most
+``max_restarts`` in ``restart_window_s``; beyond that the function is failed
+and invocations get :class:`FunctionFailed`). Leaving the block for any
+reason tears everything down under a shielded scope.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import anyio
+import msgspec
+import structlog
+from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from . import _labels
+from ._engine import Engine, open_engine
+from ._errors import (
+    FaaslabError,
+    FunctionFailed,
+    InstanceStartError,
+    InvocationError,
+    SpecError,
+)
+from ._function import ExitInfo, Instance, InstanceContext, open_instance
+from ._invocation import Invocation
+from ._messages import (
+    DeploymentEvent,
+    DeploymentStopped,
+    FunctionFailedEvent,
+    InstanceExited,
+    InstanceReady,
+    InstanceRestarted,
+    InstanceStarting,
+)
+from ._routing import Router
+from ._spec import DeploymentSpec, FunctionSpec
+
+__all__ = (
+    "Deployment",
+    "DeploymentStatistics",
+    "FunctionStatistics",
+    "InstanceStatistics",
+    "open_deployment",
+)
+
+log = structlog.get_logger()
+
+#: Events buffered per `events()` subscriber before newer ones are dropped (and counted).
+EVENT_BUFFER = 1024
+MAX_BACKOFF_S = 5.0
+FIRST_BACKOFF_S = 0.1
+_encode = msgspec.json.Encoder().encode
+
+
+class InstanceStatistics(msgspec.Struct, frozen=True):
+    name: str
+    container_id: str | None
+    url: str | None
+    state: str
+    calls: int
+    in_flight: int
+    restarts: int
+
+
+class FunctionStatistics(msgspec.Struct, frozen=True):
+    name: str
+    failed: bool
+    instances: list[InstanceStatistics]
+    invocations: int
+    errors: int
+
+
+class DeploymentStatistics(msgspec.Struct, frozen=True):
+    deployment_id: str
+    uptime_s: float
+    functions: list[FunctionStatistics]
+    events_dropped: int
+
+
+class _Slot:
+    """One instance position of a function: the current container, and its history."""
+
+    __slots__ = ("index", "instance", "restart_times", "restarts")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.instance: Instance | None = None
+        self.restarts = 0
+        self.restart_times: deque[float] = deque()
+
+
+class _FunctionState:
+    __slots__ = ("errors", "failed", "invocations", "slots", "spec")
+
+    def __init__(self, spec: FunctionSpec) -> None:
+        self.spec = spec
+        self.slots = [_Slot(i) for i in range(spec.instances)]
+        self.failed: str | None = None
+        self.invocations = 0
+        self.errors = 0
+
+    def instances(self) -> list[Instance | None]:
+        return [slot.instance for slot in self.slots]
+
+
+class Deployment:
+    """A running deployment. Obtain one with :func:`open_deployment`."""
+
+    def __init__(
+        self,
+        spec: DeploymentSpec,
+        engine: Engine,
+        deployment_id: str,
+        session: aiohttp.ClientSession,
+        network: str,
+    ) -> None:
+        self.spec = spec
+        self.engine = engine
+        self.id = deployment_id
+        self.network = network
+        self._session = session
+        self._functions = {f.name: _FunctionState(f) for f in spec.functions}
+        self._router = Router()
+        self._subscribers: list[MemoryObjectSendStream[DeploymentEvent]] = []
+        self._events_dropped = 0
+        self._started = time.monotonic()
+        self._stopping = False
+        self._log = log.bind(deployment=deployment_id)
+        self._context = InstanceContext(
+            deployment_id=deployment_id,
+            network=network,
+            image=spec.image,
+            start_timeout_s=spec.start_timeout_s,
+            stop_grace_s=spec.stop_grace_s,
+            remove=spec.remove_containers,
+        )
+
+    # -- public --------------------------------------------------------------
+
+    async def invoke(
+        self,
+        function: str,
+        event: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+    ) -> Invocation:
+        """Invoke ``function`` with ``event`` on a free instance and return the record.
+
+        With ``check`` (the default) a handler error raises
+        :class:`InvocationError`; without, it is returned in ``Invocation.error``.
+        """
+        state = self._functions.get(function)
+        if state is None:
+            known = ", ".join(self._functions)
+            raise SpecError(f"no function named {function!r} (this deployment has: {known})")
+        if event is None:
+            event = {}
+        if not isinstance(event, Mapping):
+            raise SpecError(f"event: must be a JSON object (a mapping), not {type(event).__name__}")
+        if state.failed is not None:
+            raise FunctionFailed(f"{function} has failed: {state.failed}")
+        body = _encode(event)
+        instance = await self._router.acquire(
+            function, state.instances(), self.spec.queue_timeout_s
+        )
+        state.invocations += 1
+        try:
+            result = await instance.invoke(body, timeout or state.spec.timeout_s)
+        except FaaslabError:
+            state.errors += 1
+            raise
+        finally:
+            self._router.notify()
+        if result.error is not None:
+            state.errors += 1
+            if check:
+                raise InvocationError(
+                    function, result.error.type, result.error.message, result.error.traceback
+                )
+        return result
+
+    def instances(self, function: str | None = None) -> list[Instance]:
+        """The instances serving now (of one function, or all)."""
+        states = [self._functions[function]] if function else self._functions.values()
+        return [s.instance for st in states for s in st.slots if s.instance is not None]
+
+    def statistics(self) -> DeploymentStatistics:
+        """An immutable snapshot of the deployment now."""
+        functions = []
+        for state in self._functions.values():
+            instances = []
+            for slot in state.slots:
+                inst = slot.instance
+                instances.append(
+                    InstanceStatistics(
+                        name=f"{state.spec.name}-{slot.index}",
+                        container_id=inst.container_id if inst else None,
+                        url=inst.sebs_url if inst else None,
+                        state=inst.lifecycle.state.value if inst else "restarting",
+                        calls=inst.calls if inst else 0,
+                        in_flight=inst.in_flight if inst else 0,
+                        restarts=slot.restarts,
+                    )
+                )
+            functions.append(
+                FunctionStatistics(
+                    name=state.spec.name,
+                    failed=state.failed is not None,
+                    instances=instances,
+                    invocations=state.invocations,
+                    errors=state.errors,
+                )
+            )
+        return DeploymentStatistics(
+            deployment_id=self.id,
+            uptime_s=time.monotonic() - self._started,
+            functions=functions,
+            events_dropped=self._events_dropped,
+        )
+
+    def events(self) -> MemoryObjectReceiveStream[DeploymentEvent]:
+        """A stream of lifecycle events from now on (iterate it with ``async for``)."""
+        send, receive = anyio.create_memory_object_stream[DeploymentEvent](EVENT_BUFFER)
+        self._subscribers.append(send)
+        return receive
+
+    # -- events --------------------------------------------------------------
+
+    def _emit(self, event: DeploymentEvent) -> None:
+        fields = msgspec.structs.asdict(event)
+        fields.pop("at", None)
+        name = type(event).__struct_config__.tag
+        level = "warning" if isinstance(event, InstanceExited | FunctionFailedEvent) else "info"
+        getattr(self._log, level)(str(name), **fields)
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber.send_nowait(event)
+            except anyio.WouldBlock:
+                # A subscriber that does not read must not stall supervision.
+                self._events_dropped += 1
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                self._subscribers.remove(subscriber)
+
+    # -- supervision ---------------------------------------------------------
+
+    async def _supervise(
+        self,
+        spec: FunctionSpec,
+        slot: _Slot,
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Keep one instance position filled until the deployment stops."""
+        state = self._functions[spec.name]
+        name = f"{spec.name}-{slot.index}"
+        generation = 0
+        while True:
+            self._emit(InstanceStarting(at=time.time(), function=spec.name, instance=name))
+            created = time.monotonic()
+            info: ExitInfo
+            retired: str | None = None
+            try:
+                async with open_instance(
+                    self.engine,
+                    spec,
+                    slot.index,
+                    self._context,
+                    self._session,
+                    generation=generation,
+                ) as instance:
+                    slot.instance = instance
+                    self._router.notify()
+                    self._emit(
+                        InstanceReady(
+                            at=time.time(),
+                            function=spec.name,
+                            instance=name,
+                            container_id=instance.container_id,
+                            url=instance.sebs_url,
+                            start_s=round(time.monotonic() - created, 4),
+                        )
+                    )
+                    if generation == 0:
+                        task_status.started()
+                    try:
+                        info = await instance.wait_exit()
+                    finally:
+                        slot.instance = None
+                        retired = instance.retired_because
+                    self._emit(
+                        InstanceExited(
+                            at=time.time(),
+                            function=spec.name,
+                            instance=name,
+                            container_id=instance.container_id,
+                            exit_code=info.exit_code,
+                            oom_killed=info.oom_killed,
+                            expected=retired is not None,
+                            reason=retired or info.reason,
+                        )
+                    )
+            except InstanceStartError as exc:
+                if generation == 0:
+                    raise
+                info = ExitInfo(-1, False, f"restart failed: {exc}")
+            self._router.notify()
+            if self._stopping:
+                return
+            if retired is None:
+                now = time.monotonic()
+                slot.restart_times.append(now)
+                while (
+                    slot.restart_times and now - slot.restart_times[0] > self.spec.restart_window_s
+                ):
+                    slot.restart_times.popleft()
+                if len(slot.restart_times) > self.spec.max_restarts:
+                    state.failed = (
+                        f"instance {name} died {len(slot.restart_times)} times within "
+                        f"{self.spec.restart_window_s:g} s; last: {info.reason}"
+                    )
+                    self._emit(
+                        FunctionFailedEvent(
+                            at=time.time(),
+                            function=spec.name,
+                            restarts=slot.restarts,
+                            reason=state.failed,
+                        )
+                    )
+                    self._router.notify()
+                    return
+                backoff = min(FIRST_BACKOFF_S * 2 ** (len(slot.restart_times) - 1), MAX_BACKOFF_S)
+            else:
+                backoff = 0.0
+            slot.restarts += 1
+            generation += 1
+            self._emit(
+                InstanceRestarted(
+                    at=time.time(),
+                    function=spec.name,
+                    instance=name,
+                    attempt=slot.restarts,
+                    backoff_s=backoff,
+                )
+            )
+            await anyio.sleep(backoff)
+
+    async def _start_all(self, tg: TaskGroup) -> None:
+        """Start every instance at once; the first failure cancels the rest."""
+        async with anyio.create_task_group() as starters:
+            for state in self._functions.values():
+                for slot in state.slots:
+                    starters.start_soon(self._start_one, tg, state.spec, slot)
+
+    async def _start_one(self, tg: TaskGroup, spec: FunctionSpec, slot: _Slot) -> None:
+        await tg.start(self._supervise, spec, slot)
+
+    def _close_subscribers(self) -> None:
+        for subscriber in self._subscribers:
+            subscriber.close()
+        self._subscribers.clear()
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a user should see from a group: the first faaslab error, else the group.
+
+    Task groups wrap errors; a failed start should read as the one instance
+    that failed, not as a tree of cancellations.
+    """
+    leaves = _leaves(group)
+    for leaf in leaves:
+        if isinstance(leaf, FaaslabError):
+            return leaf
+    non_cancel = [e for e in leaves if not isinstance(e, anyio.get_cancelled_exc_class())]
+    if len(non_cancel) == 1:
+        return non_cancel[0]
+    return group
+
+
+@asynccontextmanager
+async def open_deployment(
+    spec: DeploymentSpec, *, endpoint: str | None = None
+) -> AsyncIterator[Deployment]:
+    """Start a deployment and yield it; everything is removed when the block exits."""
+    deployment_id = spec.deployment_id or secrets.token_hex(4)
+    labels = {_labels.DEPLOYMENT: deployment_id}
+    async with open_engine(endpoint) as engine:
+        await engine.require_image(spec.image)
+        network_name = f"faaslab-{deployment_id}"
+        network_id = await engine.create_network(network_name, labels)
+        try:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                deployment = Deployment(spec, engine, deployment_id, session, network_name)
+                try:
+                    async with anyio.create_task_group() as tg:
+                        try:
+                            await deployment._start_all(tg)
+                        except BaseExceptionGroup as group:
+                            raise _unwrap(group) from None
+                        try:
+                            yield deployment
+                        finally:
+                            deployment._stopping = True
+                            tg.cancel_scope.cancel()
+                except BaseExceptionGroup as group:
+                    raise _unwrap(group) from None
+                finally:
+                    deployment._emit(DeploymentStopped(at=time.time(), deployment=deployment_id))
+                    deployment._close_subscribers()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await engine.remove_network(network_id)

@@ -1,0 +1,66 @@
+"""One invocation's record, and decoding the runtime's HTTP answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = ("Invocation", "RemoteError", "RuntimeAnswer")
+
+
+class RemoteError(msgspec.Struct, frozen=True):
+    """What the handler raised, as the runtime reported it."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+
+class _Result(msgspec.Struct, frozen=True):
+    output: Any = None
+
+
+class RuntimeAnswer(msgspec.Struct, frozen=True):
+    """The runtime's JSON answer to ``POST /`` (SeBS's fields plus faaslab's)."""
+
+    begin: str | None = None
+    end: str | None = None
+    request_id: str = ""
+    is_cold: bool = False
+    result: _Result | None = None
+    compute_time_us: int | None = None
+    instance: str | None = None
+    error: RemoteError | None = None
+
+
+class Invocation(msgspec.Struct, frozen=True, kw_only=True):
+    """One call of a function, as measured on both sides.
+
+    Server times (``begin``/``end``, unix seconds) are taken by the runtime
+    immediately around the handler; client times around the HTTP exchange.
+    """
+
+    request_id: str
+    function: str
+    instance: str
+    container_id: str
+    is_cold: bool
+    begin: float
+    end: float
+    compute_time_us: int
+    client_send: float
+    client_receive: float
+    #: Client-side round trip in seconds (monotonic clock).
+    latency_s: float
+    output: Any = None
+    error: RemoteError | None = None
+    #: Instance memory just before the call and its peak during it (bytes), when sampled.
+    memory_before_bytes: int | None = None
+    memory_peak_bytes: int | None = None
+    #: How the peak was obtained: "kernel-watermark", "samples", or None.
+    memory_method: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
