@@ -255,7 +255,9 @@ class Deployment:
                 # A subscriber that does not read must not stall supervision.
                 self._events_dropped += 1
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                # The subscriber closed its end: forget it.
                 self._subscribers.remove(subscriber)
+                subscriber.close()
 
     # -- supervision ---------------------------------------------------------
 
@@ -376,6 +378,22 @@ class Deployment:
         self._subscribers.clear()
 
 
+async def _sweep(engine: Engine, deployment_id: str, network_id: str, remove: bool) -> None:
+    """Remove whatever of the deployment is still on the engine, then its network.
+
+    With ``remove`` false (containers kept for debugging) nothing is touched.
+
+    The supervisors remove their own containers; this is the safety net for
+    anything a crash or a cancellation at the wrong moment left behind.
+    """
+    if not remove:
+        return  # kept for debugging, network included, so `docker start` still works
+    for container in await engine.containers_labeled(_labels.deployment_filter(deployment_id)):
+        log.warning("deployment.swept", deployment=deployment_id, container=container["Id"][:12])
+        await engine.remove_container(container["Id"])
+    await engine.remove_network(network_id)
+
+
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     found: list[BaseException] = []
     for exc in group.exceptions:
@@ -431,5 +449,5 @@ async def open_deployment(
                     deployment._emit(DeploymentStopped(at=time.time(), deployment=deployment_id))
                     deployment._close_subscribers()
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-                await engine.remove_network(network_id)
+            with anyio.CancelScope(shield=True), anyio.move_on_after(60):
+                await _sweep(engine, deployment_id, network_id, spec.remove_containers)

@@ -300,14 +300,16 @@ async def open_instance(
     container_name = f"faaslab-{ctx.deployment_id}-{name}" + (
         f"-r{generation}" if generation else ""
     )
-    bound = log.bind(function=spec.name, instance=name)
     lifecycle = Lifecycle()
     container_id = ""
     try:
         created = time.monotonic()
-        container_id = await engine.create_container(
-            container_config(spec, name, ctx, generation), name=container_name
-        )
+        # Shielded: a create cancelled mid-request may still happen on the
+        # engine, and then we would not know the id of what we must remove.
+        with anyio.CancelScope(shield=True), anyio.fail_after(REMOVE_BOUND_S):
+            container_id = await engine.create_container(
+                container_config(spec, name, ctx, generation), name=container_name
+            )
         lifecycle.to(InstanceState.STARTING)
         await engine.start_container(container_id)
         data = await engine.inspect_container(container_id)
@@ -321,12 +323,6 @@ async def open_instance(
                 f"{name}: /alive did not answer within {ctx.start_timeout_s:g} s", logs=logs
             )
         lifecycle.to(InstanceState.READY)
-        bound.debug(
-            "instance.ready",
-            container=container_id[:12],
-            port=instance.host_port,
-            start_s=round(time.monotonic() - created, 3),
-        )
         yield instance
     except BaseException:
         if lifecycle.can(InstanceState.FAILED):

@@ -1,0 +1,10 @@
+"""Shared fixtures: the event loop backend for anyio tests."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,78 @@
+"""Integration fixtures: a real engine, real images, unique ids, leak checks per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from faaslab import _labels
+from faaslab._engine import Engine, open_engine
+
+#: One id per test run: every deployment a test makes is named under it.
+RUN_ID = os.environ.get("FAASLAB_TEST_RUN") or secrets.token_hex(3)
+_counter = itertools.count()
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[Engine]:
+    async with open_engine() as connected:
+        yield connected
+
+
+async def leftovers(engine: Engine, deployment_id: str) -> list[str]:
+    """Everything on the engine still labeled with ``deployment_id``."""
+    label = _labels.deployment_filter(deployment_id)
+    found = [f"container {c['Id'][:12]}" for c in await engine.containers_labeled(label)]
+    found += [f"network {n['Name']}" for n in await engine.networks_labeled(label)]
+    found += [f"volume {v['Name']}" for v in await engine.volumes_labeled(label)]
+    return found
+
+
+Leftovers = Callable[[str], Awaitable[list[str]]]
+
+
+@pytest.fixture
+def leftovers_of(engine: Engine) -> Leftovers:
+    """``await leftovers_of(deployment_id)``: what of it is still on the engine."""
+    return lambda deployment_id: leftovers(engine, deployment_id)
+
+
+@pytest.fixture
+def deployment_id() -> str:
+    """A deployment id no other test or run uses."""
+    return f"t{RUN_ID}-{next(_counter)}"
+
+
+@pytest.fixture
+async def nothing_left(engine: Engine, deployment_id: str) -> AsyncIterator[None]:
+    """Fails the test when anything of its deployment is left on the engine."""
+    yield
+    left = await leftovers(engine, deployment_id)
+    assert left == [], f"deployment {deployment_id} left {left}"
+
+
+@pytest.fixture
+def make_function(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """Write a function directory: make_function("name", '''def handler(event): ...''')."""
+
+    def make(name: str, source: str, **files: str) -> Path:
+        directory = tmp_path / name
+        directory.mkdir()
+        (directory / "function.py").write_text(textwrap.dedent(source))
+        for filename, text in files.items():
+            (directory / filename).write_text(textwrap.dedent(text))
+        # The container runs without CAP_DAC_OVERRIDE: the code must be world-readable.
+        directory.chmod(0o755)
+        for path in directory.iterdir():
+            path.chmod(0o644)
+        return directory
+
+    yield make
