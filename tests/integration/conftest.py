@@ -6,7 +6,7 @@ import itertools
 import os
 import secrets
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -60,7 +60,7 @@ async def nothing_left(engine: Engine, deployment_id: str) -> AsyncIterator[None
 
 
 @pytest.fixture
-def make_function(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+def make_function(tmp_path: Path) -> Callable[..., Path]:
     """Write a function directory: make_function("name", '''def handler(event): ...''')."""
 
     def make(name: str, source: str, **files: str) -> Path:
@@ -75,4 +75,4 @@ def make_function(tmp_path: Path) -> Iterator[Callable[..., Path]]:
             path.chmod(0o644)
         return directory
 
-    yield make
+    return make

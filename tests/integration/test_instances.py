@@ -88,7 +88,8 @@ async def test_four_instances_serve_100_calls_at_concurrency_8(
         assert after.output == {"echo": {"again": 1}}
 
         failed = await dep.invoke("echo", {"raise": True}, check=False)
-        assert failed.error is not None and failed.error.type == "ValueError"
+        assert failed.error is not None
+        assert failed.error.type == "ValueError"
         stats = dep.statistics()
         assert stats.functions[0].invocations == 103
         assert stats.functions[0].errors == 2
@@ -205,7 +206,7 @@ async def test_unreachable_engine_names_the_endpoint(
 ) -> None:
     code = make_function("echo", ECHO)
     spec = spec_for(deployment_id, FunctionSpec(name="echo", code=str(code)))
-    with pytest.raises(faaslab.EngineUnreachable, match="unix:///nonexistent.sock"):
+    with pytest.raises(faaslab.EngineUnreachable, match=r"unix:///nonexistent\.sock"):
         async with open_deployment(spec, endpoint="unix:///nonexistent.sock"):
             pytest.fail("must not start")
 
@@ -232,7 +233,8 @@ async def test_cancel_while_starting_leaves_nothing(
 
             tg.start_soon(start)
             # Cancel once all three containers exist on the engine.
-            while len(await engine.containers_labeled(label)) < 3:
+            # The engine offers no event for this: poll it, bounded by fail_after.
+            while len(await engine.containers_labeled(label)) < 3:  # noqa: ASYNC110
                 await anyio.sleep(0.05)
             tg.cancel_scope.cancel()
     assert await leftovers_of(deployment_id) == []
