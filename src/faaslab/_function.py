@@ -81,6 +81,7 @@ def container_config(
         "FAASLAB_INSTANCE": instance,
         "FAASLAB_PORT": str(CONTAINER_PORT),
         "FAASLAB_FUNCTION": spec.name,
+        "FAASLAB_CONCURRENCY": str(spec.concurrency),
     }
     memory = spec.memory_mb * 1024 * 1024
     return {
@@ -140,12 +141,19 @@ class Instance:
         #: Set when faaslab itself ends the container (timeout, stop): not a crash.
         self.retired_because: str | None = None
         self._session = session
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._url = f"http://127.0.0.1:{host_port}/"
         self._log = log.bind(function=spec.name, instance=name)
 
     @property
     def url(self) -> str:
         return self._url
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        cached = self._timeouts.get(seconds)
+        if cached is None:
+            cached = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return cached
 
     @property
     def sebs_url(self) -> str:
@@ -166,11 +174,12 @@ class Instance:
             client_send = time.time()
             started = time.perf_counter()
             try:
-                with anyio.fail_after(timeout):
-                    async with self._session.post(
-                        self._url, data=body, headers=_JSON_HEADERS
-                    ) as response:
-                        raw = await response.read()
+                # aiohttp's own timeout: an anyio cancel scope per call costs
+                # tens of µs on the hot path, this a timer handle.
+                async with self._session.post(
+                    self._url, data=body, headers=_JSON_HEADERS, timeout=self._timeout(timeout)
+                ) as response:
+                    raw = await response.read()
             except TimeoutError:
                 await self.retire(f"invocation timed out after {timeout:g} s")
                 raise InvocationTimeout(

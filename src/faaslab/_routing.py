@@ -49,22 +49,28 @@ class Router:
 
     def __init__(self) -> None:
         self._changed = anyio.Event()
+        self._waiting = 0
 
     def notify(self) -> None:
         """Something freed up or came up: wake every waiter to look again."""
-        self._changed.set()
-        self._changed = anyio.Event()
+        if self._waiting:  # on the hot path: no waiter, nothing to do
+            self._changed.set()
+            self._changed = anyio.Event()
 
     async def acquire(self, function: str, candidates: Sequence[C | None], timeout: float) -> C:
         chosen = pick(candidates)
         if chosen is not None:
             return chosen
-        with anyio.move_on_after(timeout):
-            while True:
-                await self._changed.wait()
-                chosen = pick(candidates)
-                if chosen is not None:
-                    return chosen
+        self._waiting += 1
+        try:
+            with anyio.move_on_after(timeout):
+                while True:
+                    await self._changed.wait()
+                    chosen = pick(candidates)
+                    if chosen is not None:
+                        return chosen
+        finally:
+            self._waiting -= 1
         raise InvocationTimeout(
             f"{function}: no instance was free within {timeout:g} s "
             f"({len(candidates)} instance(s), all busy or restarting)"
