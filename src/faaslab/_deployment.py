@@ -14,10 +14,12 @@ reason tears everything down under a shielded scope.
 from __future__ import annotations
 
 import secrets
+import tempfile
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,6 +30,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _labels
+from ._aggregate import MemoryReport, ProfileWriter
 from ._engine import Engine, open_engine
 from ._errors import (
     FaaslabError,
@@ -38,6 +41,7 @@ from ._errors import (
 )
 from ._function import ExitInfo, Instance, InstanceContext, open_instance
 from ._invocation import Invocation
+from ._measure import Measurement, MeasurementRecord, container_pid
 from ._messages import (
     DeploymentEvent,
     DeploymentStopped,
@@ -47,8 +51,21 @@ from ._messages import (
     InstanceRestarted,
     InstanceStarting,
 )
+from ._reporting import build_report, write_reports
 from ._routing import Router
+from ._sampling import SamplingProcess
 from ._spec import DeploymentSpec, FunctionSpec
+from ._state import (
+    Checkpoint,
+    DeploymentState,
+    FunctionRecord,
+    SamplingRecord,
+    SebsFunctionConfig,
+    SebsTrigger,
+    SupervisorRecord,
+    check_writable,
+    write_state,
+)
 
 __all__ = (
     "Deployment",
@@ -63,6 +80,7 @@ log = structlog.get_logger()
 #: Events buffered per `events()` subscriber before newer ones are dropped (and counted).
 EVENT_BUFFER = 1024
 MAX_BACKOFF_S = 5.0
+CHECKPOINT_INTERVAL_S = 1.0
 FIRST_BACKOFF_S = 0.1
 _encode = msgspec.json.Encoder().encode
 
@@ -95,13 +113,18 @@ class DeploymentStatistics(msgspec.Struct, frozen=True):
 class _Slot:
     """One instance position of a function: the current container, and its history."""
 
-    __slots__ = ("index", "instance", "restart_times", "restarts")
+    __slots__ = ("done", "index", "instance", "record", "restart_times", "restarts", "scope")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.instance: Instance | None = None
         self.restarts = 0
         self.restart_times: deque[float] = deque()
+        #: Cancelling it stops this position's supervisor (and its container).
+        self.scope = anyio.CancelScope()
+        self.done = anyio.Event()
+        #: The state file's entry for the last container here (kept after it ends).
+        self.record: FunctionRecord | None = None
 
 
 class _FunctionState:
@@ -128,6 +151,10 @@ class Deployment:
         deployment_id: str,
         session: aiohttp.ClientSession,
         network: str,
+        *,
+        workdir: Path,
+        state_path: Path | None = None,
+        supervisor: SupervisorRecord | None = None,
     ) -> None:
         self.spec = spec
         self.engine = engine
@@ -139,7 +166,21 @@ class Deployment:
         self._subscribers: list[MemoryObjectSendStream[DeploymentEvent]] = []
         self._events_dropped = 0
         self._started = time.monotonic()
+        self._created_at = time.time()
         self._stopping = False
+        self._stopped: _StopResult | None = None
+        self._state_path = state_path
+        self._supervisor = supervisor
+        self._tg: TaskGroup | None = None
+        # Memory sampling: one process for the deployment, one measurement per container.
+        self.profile_path = workdir / "memory.profile"
+        self._profile = ProfileWriter(self.profile_path) if spec.sampling else None
+        self._sampler = SamplingProcess() if spec.sampling else None
+        self._sampler_scope = anyio.CancelScope()
+        self._sampler_done = anyio.Event()
+        self._measurements: list[Measurement] = []
+        self.inputs: list[Any] = []
+        self.storage_info: dict[str, Any] | None = None
         self._log = log.bind(deployment=deployment_id)
         self._context = InstanceContext(
             deployment_id=deployment_id,
@@ -175,13 +216,27 @@ class Deployment:
             raise SpecError(f"event: must be a JSON object (a mapping), not {type(event).__name__}")
         if state.failed is not None:
             raise FunctionFailed(f"{function} has failed: {state.failed}")
+        if self._stopping:
+            raise FaaslabError(f"deployment {self.id} is stopping: no new invocations")
         body = _encode(event)
         instance = await self._router.acquire(
             function, state.instances(), self.spec.queue_timeout_s
         )
         state.invocations += 1
         try:
-            result = await instance.invoke(body, timeout or state.spec.timeout_s)
+            memory = instance.memory
+            if memory is None:
+                result = await instance.invoke(body, timeout or state.spec.timeout_s)
+            else:
+                before, reset, started_ns = memory.before_call()
+                result = await instance.invoke(body, timeout or state.spec.timeout_s)
+                call = await memory.after_call(before, reset, started_ns)
+                result = msgspec.structs.replace(
+                    result,
+                    memory_before_bytes=call.before_bytes,
+                    memory_peak_bytes=call.peak_bytes,
+                    memory_method=call.method,
+                )
         except FaaslabError:
             state.errors += 1
             raise
@@ -269,6 +324,15 @@ class Deployment:
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Keep one instance position filled until the deployment stops."""
+        try:
+            with slot.scope:
+                await self._keep_filled(spec, slot, task_status)
+        finally:
+            slot.done.set()
+
+    async def _keep_filled(
+        self, spec: FunctionSpec, slot: _Slot, task_status: TaskStatus[None]
+    ) -> None:
         state = self._functions[spec.name]
         name = f"{spec.name}-{slot.index}"
         generation = 0
@@ -286,6 +350,7 @@ class Deployment:
                     self._session,
                     generation=generation,
                 ) as instance:
+                    await self._measure(instance, slot.index)
                     slot.instance = instance
                     self._router.notify()
                     self._emit(
@@ -298,6 +363,7 @@ class Deployment:
                             start_s=round(time.monotonic() - created, 4),
                         )
                     )
+                    self._save()
                     if generation == 0:
                         task_status.started()
                     try:
@@ -327,14 +393,13 @@ class Deployment:
             if retired is None:
                 now = time.monotonic()
                 slot.restart_times.append(now)
-                while (
-                    slot.restart_times and now - slot.restart_times[0] > self.spec.restart_window_s
-                ):
+                window = self.spec.restart_window_s
+                while slot.restart_times and now - slot.restart_times[0] > window:
                     slot.restart_times.popleft()
                 if len(slot.restart_times) > self.spec.max_restarts:
                     state.failed = (
                         f"instance {name} died {len(slot.restart_times)} times within "
-                        f"{self.spec.restart_window_s:g} s; last: {info.reason}"
+                        f"{window:g} s; last: {info.reason}"
                     )
                     self._emit(
                         FunctionFailedEvent(
@@ -345,6 +410,7 @@ class Deployment:
                         )
                     )
                     self._router.notify()
+                    self._save()
                     return
                 backoff = min(FIRST_BACKOFF_S * 2 ** (len(slot.restart_times) - 1), MAX_BACKOFF_S)
             else:
@@ -362,12 +428,49 @@ class Deployment:
             )
             await anyio.sleep(backoff)
 
+    async def _measure(self, instance: Instance, index: int) -> None:
+        """Start the Sampler actor of a fresh container (when sampling is on)."""
+        if self._sampler is None or self._profile is None or self._tg is None:
+            return
+        measurement = Measurement(
+            function=instance.spec.name,
+            instance=instance.name,
+            index=index,
+            container_id=instance.container_id,
+            interval_ms=self.spec.measure_interval_ms,
+            profile=self._profile,
+            single_call=instance.spec.concurrency == 1,
+        )
+        pid = await container_pid(self.engine, instance.container_id)
+        await self._tg.start(measurement.run, self.engine, self._sampler, pid)
+        self._measurements.append(measurement)
+        instance.memory = measurement
+
+    async def _run_sampler(self, *, task_status: TaskStatus[SamplingProcess]) -> None:
+        assert self._sampler is not None
+        try:
+            with self._sampler_scope:
+                await self._sampler.run(task_status=task_status)
+        finally:
+            self._sampler_done.set()
+
+    async def _checkpoints(self) -> None:
+        """Save the state (aggregates included) about every second."""
+        while True:
+            await anyio.sleep(CHECKPOINT_INTERVAL_S)
+            self._save()
+
     async def _start_all(self, tg: TaskGroup) -> None:
         """Start every instance at once; the first failure cancels the rest."""
+        self._tg = tg
+        if self._sampler is not None:
+            await tg.start(self._run_sampler)
         async with anyio.create_task_group() as starters:
             for state in self._functions.values():
                 for slot in state.slots:
                     starters.start_soon(self._start_one, tg, state.spec, slot)
+        if self._state_path is not None:
+            tg.start_soon(self._checkpoints)
 
     async def _start_one(self, tg: TaskGroup, spec: FunctionSpec, slot: _Slot) -> None:
         await tg.start(self._supervise, spec, slot)
@@ -376,6 +479,138 @@ class Deployment:
         for subscriber in self._subscribers:
             subscriber.close()
         self._subscribers.clear()
+
+    # -- stopping ------------------------------------------------------------
+
+    async def stop(self, stats_path: str | Path | None = None) -> MemoryReport | None:
+        """Stop everything; write memory statistics to ``stats_path`` when given.
+
+        Kernel peaks are read while the containers still exist, sampling is
+        drained, then the instances are stopped (concurrently) and removed.
+        Returns the typed memory report (None when sampling was off). A
+        second call returns the first call's report and writes nothing.
+        """
+        if self._stopped is not None:
+            return self._stopped.report
+        with anyio.CancelScope(shield=True):
+            self._stopping = True
+            async with anyio.create_task_group() as tg:
+                for measurement in self._measurements:
+                    tg.start_soon(measurement.finish, self._sampler)
+            for state in self._functions.values():
+                for slot in state.slots:
+                    slot.scope.cancel()
+            with anyio.move_on_after(self.spec.stop_grace_s + 60):
+                for state in self._functions.values():
+                    for slot in state.slots:
+                        await slot.done.wait()
+            if self._sampler is not None:
+                self._sampler_scope.cancel()
+                with anyio.move_on_after(10):
+                    await self._sampler_done.wait()
+            if self._profile is not None:
+                self._profile.close()
+            report = None
+            path = Path(stats_path) if stats_path is not None else None
+            if path is not None and self._sampler is not None:
+                report = await anyio.to_thread.run_sync(
+                    lambda: write_reports(
+                        path,
+                        self.profile_path,
+                        self.id,
+                        [m.record() for m in self._measurements],
+                        sampler_priority=self._sampler.priority if self._sampler else None,
+                    )
+                )
+            elif self._sampler is not None:
+                report = build_report(
+                    self.id,
+                    [m.record() for m in self._measurements],
+                    sampler_priority=self._sampler.priority,
+                )
+            self._stopped = _StopResult(report, time.time(), str(path) if path else None)
+            self._save()
+            self._emit(DeploymentStopped(at=time.time(), deployment=self.id))
+            self._close_subscribers()
+        return report
+
+    # -- state ---------------------------------------------------------------
+
+    def memory_records(self) -> list[MeasurementRecord]:
+        return [m.record() for m in self._measurements]
+
+    def state(self) -> DeploymentState:
+        """The deployment as the state file holds it."""
+        records = []
+        for fstate in self._functions.values():
+            spec = fstate.spec
+            for slot in fstate.slots:
+                inst = slot.instance
+                if inst is not None:
+                    slot.record = FunctionRecord(
+                        benchmark=spec.name,
+                        name=inst.name,
+                        hash=spec.name,
+                        config=SebsFunctionConfig(
+                            timeout=int(spec.timeout_s), memory=spec.memory_mb
+                        ),
+                        triggers=[SebsTrigger(url=inst.sebs_url)],
+                        instance_id=inst.container_id,
+                        url=inst.sebs_url,
+                        port=inst.host_port,
+                        function=spec.name,
+                        instance=inst.name,
+                        index=slot.index,
+                        restarts=slot.restarts,
+                        state=inst.lifecycle.state.value,
+                    )
+                elif slot.record is not None:
+                    gone = "stopped" if self._stopping else "restarting"
+                    if fstate.failed is not None:
+                        gone = "failed"
+                    slot.record = msgspec.structs.replace(
+                        slot.record, state=gone, restarts=slot.restarts
+                    )
+                if slot.record is not None:
+                    records.append(slot.record)
+        sampling = None
+        if self._sampler is not None:
+            sampling = SamplingRecord(
+                interval_ms=self.spec.measure_interval_ms,
+                profile=str(self.profile_path),
+                priority=self._sampler.priority or "",
+            )
+        stopped = self._stopped
+        return DeploymentState(
+            id=self.id,
+            status="stopped" if stopped else ("stopping" if self._stopping else "running"),
+            created_at=self._created_at,
+            spec=msgspec.to_builtins(self.spec),
+            functions=records,
+            inputs=self.inputs,
+            storage=self.storage_info,
+            supervisor=self._supervisor,
+            sampling=sampling,
+            checkpoint=Checkpoint(
+                at=time.time(),
+                measurements=[msgspec.to_builtins(m.record()) for m in self._measurements],
+            ),
+            stopped_at=stopped.at if stopped else None,
+            stats_path=stopped.stats_path if stopped else None,
+        )
+
+    def _save(self) -> None:
+        if self._state_path is not None:
+            try:
+                write_state(self._state_path, self.state())
+            except OSError as exc:
+                self._log.error("state.write_failed", path=str(self._state_path), error=str(exc))
+
+
+class _StopResult(msgspec.Struct, frozen=True):
+    report: MemoryReport | None
+    at: float
+    stats_path: str | None
 
 
 async def _sweep(engine: Engine, deployment_id: str, network_id: str, remove: bool) -> None:
@@ -419,35 +654,59 @@ def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 @asynccontextmanager
 async def open_deployment(
-    spec: DeploymentSpec, *, endpoint: str | None = None
+    spec: DeploymentSpec,
+    *,
+    endpoint: str | None = None,
+    state_path: str | Path | None = None,
+    supervisor: SupervisorRecord | None = None,
 ) -> AsyncIterator[Deployment]:
-    """Start a deployment and yield it; everything is removed when the block exits."""
+    """Start a deployment and yield it; everything is removed when the block exits.
+
+    With ``state_path`` the deployment file is written (atomically) at every
+    change that matters and checkpointed about every second; the raw memory
+    profile then lives beside it, so that it survives the process.
+    """
     deployment_id = spec.deployment_id or secrets.token_hex(4)
     labels = {_labels.DEPLOYMENT: deployment_id}
-    async with open_engine(endpoint) as engine:
-        await engine.require_image(spec.image)
-        network_name = f"faaslab-{deployment_id}"
-        network_id = await engine.create_network(network_name, labels)
-        try:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
-            async with aiohttp.ClientSession(connector=connector) as session:
-                deployment = Deployment(spec, engine, deployment_id, session, network_name)
-                try:
-                    async with anyio.create_task_group() as tg:
-                        try:
-                            await deployment._start_all(tg)
-                        except BaseExceptionGroup as group:
-                            raise _unwrap(group) from None
-                        try:
-                            yield deployment
-                        finally:
-                            deployment._stopping = True
-                            tg.cancel_scope.cancel()
-                except BaseExceptionGroup as group:
-                    raise _unwrap(group) from None
-                finally:
-                    deployment._emit(DeploymentStopped(at=time.time(), deployment=deployment_id))
-                    deployment._close_subscribers()
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(60):
-                await _sweep(engine, deployment_id, network_id, spec.remove_containers)
+    path = Path(state_path) if state_path is not None else None
+    if path is not None:
+        check_writable(path)
+    with tempfile.TemporaryDirectory(prefix=f"faaslab-{deployment_id}-") as tmp:
+        workdir = path.with_name(f"{path.name}.d") if path is not None else Path(tmp)
+        workdir.mkdir(mode=0o700, exist_ok=True)
+        async with open_engine(endpoint) as engine:
+            await engine.require_image(spec.image)
+            network_name = f"faaslab-{deployment_id}"
+            network_id = await engine.create_network(network_name, labels)
+            try:
+                connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+                async with aiohttp.ClientSession(connector=connector) as session:
+                    deployment = Deployment(
+                        spec,
+                        engine,
+                        deployment_id,
+                        session,
+                        network_name,
+                        workdir=workdir,
+                        state_path=path,
+                        supervisor=supervisor,
+                    )
+                    try:
+                        async with anyio.create_task_group() as tg:
+                            try:
+                                await deployment._start_all(tg)
+                            except BaseExceptionGroup as group:
+                                raise _unwrap(group) from None
+                            deployment._save()
+                            try:
+                                yield deployment
+                            finally:
+                                await deployment.stop()
+                                tg.cancel_scope.cancel()
+                    except BaseExceptionGroup as group:
+                        raise _unwrap(group) from None
+                    finally:
+                        deployment._close_subscribers()
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(60):
+                    await _sweep(engine, deployment_id, network_id, spec.remove_containers)

@@ -201,6 +201,24 @@ class Engine:
                 return  # another remover got there first
             raise self.translate(exc, f"remove container {container_id[:12]}") from exc
 
+    async def memory_usage(self, container_id: str) -> int | None:
+        """The container's memory usage from the stats API, or None when it is gone.
+
+        ``one-shot`` (API 1.41+) answers at once instead of waiting for the
+        daemon's next two samples; aiodocker has no parameter for it.
+        """
+        try:
+            stats = await self.client._query_json(
+                f"containers/{container_id}/stats",
+                params={"stream": "false", "one-shot": "true"},
+            )
+        except aiodocker.DockerError as exc:
+            if exc.status in (404, 409):
+                return None
+            raise self.translate(exc, f"stats of container {container_id[:12]}") from exc
+        usage = (stats.get("memory_stats") or {}).get("usage")
+        return int(usage) if usage is not None else None
+
     # -- networks and volumes ------------------------------------------------
 
     async def create_network(self, name: str, labels: Mapping[str, str]) -> str:
@@ -252,6 +270,55 @@ class Engine:
         except Exception as exc:
             raise self.translate(exc, "list volumes") from exc
         return list(found.get("Volumes") or [])
+
+    # -- storage and requirements (appended for the Storage actor and pip) ----
+
+    async def create_volume(self, name: str, labels: Mapping[str, str]) -> str:
+        """Create a named local volume; return its name."""
+        try:
+            volume = await self.client.volumes.create(  # type: ignore[no-untyped-call]
+                {"Name": name, "Driver": "local", "Labels": dict(labels)}
+            )
+        except Exception as exc:
+            raise self.translate(exc, f"create volume {name}") from exc
+        return str(volume.name)
+
+    async def image_id(self, image: str) -> str | None:
+        """The image's content id (``sha256:...``), or None when the engine does not have it."""
+        try:
+            data = await self.client.images.inspect(image)
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise self.translate(exc, f"inspect image {image}") from exc
+        except Exception as exc:
+            raise self.translate(exc, f"inspect image {image}") from exc
+        return str(data.get("Id", "")) or None
+
+    async def pull_image(self, image: str) -> None:
+        """Pull ``image`` from its registry; the engine's refusal becomes an EngineError."""
+        try:
+            await self.client.images.pull(image)
+        except Exception as exc:
+            raise self.translate(exc, f"pull image {image}") from exc
+
+    async def follow_logs(self, container_id: str) -> AsyncIterator[str]:
+        """The container's output as it comes, line by line, until it exits."""
+        pending = ""
+        try:
+            stream = self.client.containers.container(container_id).log(
+                stdout=True, stderr=True, follow=True
+            )
+            async for chunk in stream:
+                pending += chunk
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    yield line
+        except aiodocker.DockerError as exc:
+            if exc.status != 404:
+                raise self.translate(exc, f"follow logs of {container_id[:12]}") from exc
+        if pending:
+            yield pending
 
 
 @asynccontextmanager

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import anyio
@@ -30,6 +30,9 @@ from ._errors import (
 from ._invocation import Invocation, RuntimeAnswer
 from ._lifecycle import InstanceState, Lifecycle
 from ._spec import FunctionSpec
+
+if TYPE_CHECKING:
+    from ._measure import Measurement
 
 __all__ = (
     "CONTAINER_PORT",
@@ -140,6 +143,8 @@ class Instance:
         self.started_at = time.time()
         #: Set when faaslab itself ends the container (timeout, stop): not a crash.
         self.retired_because: str | None = None
+        #: The Sampler actor's per-call memory hooks, when sampling is on.
+        self.memory: Measurement | None = None
         self._session = session
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._url = f"http://127.0.0.1:{host_port}/"
