@@ -23,7 +23,7 @@ __all__ = ("main",)
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _configure_logging(fmt: str, debug: bool) -> None:
+def configure_logging(fmt: str, debug: bool) -> None:
     level = logging.DEBUG if debug else logging.INFO
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
@@ -142,6 +142,66 @@ def _parser() -> argparse.ArgumentParser:
     images.add_argument("--force", action="store_true", help="rebuild even when up to date")
     images.set_defaults(handler=_cmd_images)
 
+    from . import _commands as c
+
+    start = commands.add_parser("start", help="start a detached deployment (SeBS's `local start`)")
+    c.add_deployment_options(start)
+    start.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="DEPLOYMENT.json",
+        help="the deployment file to write",
+    )
+    start.add_argument("--force", action="store_true", help="overwrite a live deployment file")
+    start.set_defaults(handler=c.cmd_start)
+
+    up = commands.add_parser("up", help="run a deployment in the foreground until Ctrl-C")
+    c.add_deployment_options(up)
+    up.add_argument(
+        "-o",
+        "--output",
+        default="out.json",
+        metavar="DEPLOYMENT.json",
+        help="the deployment file to write (default out.json)",
+    )
+    up.add_argument("--force", action="store_true", help="overwrite a live deployment file")
+    up.set_defaults(handler=c.cmd_up)
+
+    invoke = commands.add_parser("invoke", help="invoke a function of a running deployment")
+    invoke.add_argument("deployment", metavar="DEPLOYMENT.json")
+    invoke.add_argument("name", metavar="NAME", help="function name")
+    source = invoke.add_mutually_exclusive_group()
+    source.add_argument("--event", help="the event as JSON")
+    source.add_argument("--event-file", metavar="FILE", help="a file holding the event JSON")
+    source.add_argument("--input", type=int, metavar="K", help="the deployment's input K")
+    invoke.add_argument("-n", "--count", type=int, default=1, help="invocations (default 1)")
+    invoke.add_argument("--concurrency", type=int, default=1, help="at once (default 1)")
+    invoke.add_argument("--timeout", type=float, help="per-invocation timeout in s")
+    invoke.set_defaults(handler=c.cmd_invoke)
+
+    status = commands.add_parser("status", help="instances, health and memory of a deployment")
+    status.add_argument("deployment", metavar="DEPLOYMENT.json")
+    status.set_defaults(handler=c.cmd_status)
+
+    stop = commands.add_parser("stop", help="stop a deployment and write memory statistics")
+    stop.add_argument("deployment", metavar="DEPLOYMENT.json")
+    stop.add_argument(
+        "stats",
+        nargs="?",
+        default="memory_stats.json",
+        metavar="memory_stats.json",
+        help="SeBS-shaped statistics (default name)",
+    )
+    stop.set_defaults(handler=c.cmd_stop)
+
+    ps = commands.add_parser("ps", help="every faaslab deployment on the engine, live or orphaned")
+    ps.set_defaults(handler=c.cmd_ps)
+
+    gc = commands.add_parser("gc", help="remove what belongs to deployments whose owner is gone")
+    gc.add_argument("--yes", action="store_true", help="do not ask")
+    gc.set_defaults(handler=c.cmd_gc)
+
     doctor = commands.add_parser("doctor", help="check the engine, cgroups and images")
     doctor.add_argument("--base", help="the --base image the runtime was built from, if any")
     doctor.set_defaults(handler=_cmd_doctor)
@@ -151,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.log_format, args.debug)
+    configure_logging(args.log_format, args.debug)
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -13,6 +13,7 @@ reason tears everything down under a shielded scope.
 
 from __future__ import annotations
 
+import os
 import secrets
 import tempfile
 import time
@@ -51,6 +52,7 @@ from ._messages import (
     InstanceRestarted,
     InstanceStarting,
 )
+from ._owner import owner_token
 from ._reporting import build_report, write_reports
 from ._routing import Router
 from ._sampling import SamplingProcess
@@ -152,6 +154,7 @@ class Deployment:
         session: aiohttp.ClientSession,
         network: str,
         *,
+        labels: dict[str, str],
         workdir: Path,
         state_path: Path | None = None,
         supervisor: SupervisorRecord | None = None,
@@ -189,6 +192,7 @@ class Deployment:
             start_timeout_s=spec.start_timeout_s,
             stop_grace_s=spec.stop_grace_s,
             remove=spec.remove_containers,
+            labels=labels,
         )
 
     # -- public --------------------------------------------------------------
@@ -667,8 +671,10 @@ async def open_deployment(
     profile then lives beside it, so that it survives the process.
     """
     deployment_id = spec.deployment_id or secrets.token_hex(4)
-    labels = {_labels.DEPLOYMENT: deployment_id}
-    path = Path(state_path) if state_path is not None else None
+    path = Path(os.path.abspath(state_path)) if state_path is not None else None
+    labels = {_labels.DEPLOYMENT: deployment_id, _labels.OWNER: owner_token()}
+    if path is not None:
+        labels[_labels.STATE] = str(path)
     if path is not None:
         check_writable(path)
     with tempfile.TemporaryDirectory(prefix=f"faaslab-{deployment_id}-") as tmp:
@@ -687,6 +693,7 @@ async def open_deployment(
                         deployment_id,
                         session,
                         network_name,
+                        labels=labels,
                         workdir=workdir,
                         state_path=path,
                         supervisor=supervisor,

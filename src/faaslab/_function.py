@@ -72,6 +72,8 @@ class InstanceContext(msgspec.Struct, frozen=True, kw_only=True):
     env: dict[str, str] = {}
     #: Extra bind mounts "host:container:mode".
     binds: list[str] = []
+    #: Labels every container of the deployment carries (owner, state file).
+    labels: dict[str, str] = {}
 
 
 def container_config(
@@ -91,6 +93,7 @@ def container_config(
         "Image": ctx.image,
         "Env": [f"{k}={v}" for k, v in env.items()],
         "Labels": {
+            **ctx.labels,
             _labels.DEPLOYMENT: ctx.deployment_id,
             _labels.FUNCTION: spec.name,
             _labels.INSTANCE: instance,

@@ -7,13 +7,17 @@ find what belongs to whom.
 
 from __future__ import annotations
 
-__all__ = ("DEPLOYMENT", "FUNCTION", "INSTANCE", "ROLE", "deployment_filter")
+__all__ = ("DEPLOYMENT", "FUNCTION", "INSTANCE", "OWNER", "ROLE", "STATE", "deployment_filter")
 
 DEPLOYMENT = "faaslab.deployment"
 FUNCTION = "faaslab.function"
 INSTANCE = "faaslab.instance"
 #: What the object is for: "function", "storage", "probe", "pip".
 ROLE = "faaslab.role"
+#: ``<pid>:<start time>`` of the process that owns the deployment (see ``_owner``).
+OWNER = "faaslab.owner"
+#: The deployment file, when there is one.
+STATE = "faaslab.state"
 
 
 def deployment_filter(deployment_id: str | None = None) -> str:

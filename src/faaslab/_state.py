@@ -89,6 +89,8 @@ class SupervisorRecord(msgspec.Struct, frozen=True, kw_only=True):
     socket: str
     log: str
     started_at: float
+    #: ``<pid>:<start time>`` (see ``_owner``): tells the supervisor from a reused pid.
+    owner: str = ""
 
 
 class SamplingRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,0 +1,434 @@
+"""The deployment commands of the CLI: start, invoke, status, stop, up, ps, gc.
+
+Each takes the parsed arguments and returns an exit code; errors are raised
+as FaaslabError and turned into one line by ``_cli.main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+
+from ._control import (
+    ErrorReply,
+    InvokeReply,
+    InvokeRequest,
+    StatusReply,
+    StatusRequest,
+    StopReply,
+    StopRequest,
+    connect,
+    spawn_supervisor,
+)
+from ._engine import open_engine
+from ._errors import FaaslabError, SpecError, StateError
+from ._owner import owner_alive
+from ._recovery import find_deployments, remove_deployment, stop_orphaned
+from ._spec import DeploymentSpec, FunctionSpec
+from ._state import DeploymentState, check_writable, load_state
+
+__all__ = (
+    "add_deployment_options",
+    "cmd_gc",
+    "cmd_invoke",
+    "cmd_ps",
+    "cmd_start",
+    "cmd_status",
+    "cmd_stop",
+    "cmd_up",
+    "spec_from_args",
+)
+
+_encode_line = msgspec.json.Encoder().encode
+#: How long `stop` waits for a live supervisor before treating it as dead.
+STOP_REPLY_TIMEOUT_S = 120.0
+
+
+# -- options shared by start and up ------------------------------------------------
+
+
+def add_deployment_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "functions",
+        nargs="+",
+        metavar="FUNCTION_DIR",
+        help="function directories (function.py with handler(event))",
+    )
+    parser.add_argument(
+        "--deployments",
+        type=int,
+        default=1,
+        metavar="N",
+        help="instances per function (SeBS's --deployments)",
+    )
+    parser.add_argument(
+        "--measure-interval",
+        type=float,
+        default=-1,
+        metavar="MS",
+        help="memory sampling interval in ms (fractions allowed; -1 disables)",
+    )
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=256,
+        metavar="MB",
+        help="memory limit per instance (default 256)",
+    )
+    parser.add_argument("--cpus", type=float, default=1.0, help="CPUs per instance")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="per-invocation timeout (default 60)",
+    )
+    parser.add_argument(
+        "--remove-containers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="remove containers at stop (default: yes)",
+    )
+    parser.add_argument("--image", default="faaslab/python:3.11", help="runtime image")
+
+
+def _function_name(directory: Path) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", directory.resolve().name).lstrip("_.-")
+    return name[:63] or "function"
+
+
+def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
+    functions = []
+    for directory in args.functions:
+        path = Path(directory)
+        functions.append(
+            FunctionSpec(
+                name=_function_name(path),
+                code=str(path.resolve()),
+                instances=args.deployments,
+                memory_mb=args.memory,
+                cpus=args.cpus,
+                timeout_s=args.timeout,
+            )
+        )
+    return DeploymentSpec(
+        functions=functions,
+        measure_interval_ms=args.measure_interval,
+        remove_containers=args.remove_containers,
+        image=args.image,
+    )
+
+
+# -- start --------------------------------------------------------------------------
+
+
+def _refuse_live(path: Path, force: bool) -> None:
+    """Refuse to overwrite a live deployment (or a file that is not ours) without --force."""
+    if not path.exists():
+        return
+    try:
+        state = load_state(path)
+    except StateError as exc:
+        if force:
+            return
+        raise StateError(f"{exc}; refusing to overwrite it (use --force)") from exc
+    if state.status == "stopped" or force:
+        return
+    alive = state.supervisor is not None and _supervisor_alive(state)
+    if alive:
+        raise StateError(
+            f"{path}: deployment {state.id} is live (supervisor pid "
+            f"{state.supervisor.pid if state.supervisor else '?'}): stop it first, or use --force"
+        )
+
+
+def _supervisor_alive(state: DeploymentState) -> bool:
+    if state.supervisor is None:
+        return False
+    # The owner token holds the process start time: a reused pid does not match.
+    return owner_alive(state.supervisor.owner) and Path(state.supervisor.socket).exists()
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    path = Path(args.output).absolute()
+    check_writable(path)
+    _refuse_live(path, args.force)
+    spec = spec_from_args(args)
+    started = time.monotonic()
+    spawn_supervisor(spec, path, timeout=spec.start_timeout_s + 120)
+    state = load_state(path)
+    for record in state.functions:
+        print(f"{record.instance:<24} {record.url:<22} {record.instance_id[:12]}")
+    print(
+        f"deployment {state.id}: {len(state.functions)} instance(s) ready in "
+        f"{time.monotonic() - started:.1f} s; state in {path}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+# -- invoke -------------------------------------------------------------------------
+
+
+def _event_from_args(args: argparse.Namespace, state: DeploymentState) -> dict[str, Any]:
+    if args.event is not None:
+        try:
+            event = json.loads(args.event)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"--event: not JSON ({exc})") from exc
+    elif args.event_file is not None:
+        try:
+            event = json.loads(Path(args.event_file).read_text())
+        except OSError as exc:
+            raise SpecError(f"--event-file: {exc.strerror}: {args.event_file}") from exc
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"--event-file: {args.event_file} is not JSON ({exc})") from exc
+    elif args.input is not None:
+        if not 0 <= args.input < len(state.inputs):
+            raise SpecError(
+                f"--input {args.input}: out of range (the deployment has "
+                f"{len(state.inputs)} input(s))"
+            )
+        event = state.inputs[args.input]
+    else:
+        event = {}
+    if not isinstance(event, dict):
+        raise SpecError(f"the event must be a JSON object, not {type(event).__name__}")
+    return event
+
+
+def _live_state(path: Path) -> DeploymentState:
+    state = load_state(path)
+    if state.status == "stopped":
+        raise FaaslabError(f"{path}: deployment {state.id} is stopped")
+    if not _supervisor_alive(state):
+        pid = state.supervisor.pid if state.supervisor else "?"
+        raise FaaslabError(
+            f"{path}: the supervisor of deployment {state.id} (pid {pid}) is not running; "
+            f"`faaslab stop {path}` removes what is left and writes its statistics"
+        )
+    return state
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    path = Path(args.deployment)
+    state = _live_state(path)
+    functions = {f.get("name") for f in state.spec.get("functions", [])}
+    if args.name not in functions:
+        raise SpecError(
+            f"no function named {args.name!r} in {path} (it has: {', '.join(sorted(functions))})"
+        )
+    event = _event_from_args(args, state)
+    if args.count < 1 or args.concurrency < 1:
+        raise SpecError("-n and --concurrency must be >= 1")
+    assert state.supervisor is not None
+    socket_path = Path(state.supervisor.socket)
+    failures = 0
+    remaining = args.count
+
+    async def worker() -> None:
+        nonlocal failures, remaining
+        async with connect(socket_path) as client:
+            while remaining > 0:
+                remaining -= 1
+                reply = await client.request(
+                    InvokeRequest(function=args.name, event=event, timeout=args.timeout)
+                )
+                if isinstance(reply, InvokeReply):
+                    sys.stdout.buffer.write(_encode_line(reply.invocation) + b"\n")
+                    failures += reply.invocation.error is not None
+                elif isinstance(reply, ErrorReply):
+                    sys.stdout.buffer.write(
+                        _encode_line({"error": {"type": reply.type, "message": reply.message}})
+                        + b"\n"
+                    )
+                    failures += 1
+                sys.stdout.flush()
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(args.concurrency, args.count)):
+                tg.start_soon(worker)
+
+    anyio.run(run)
+    return 1 if failures else 0
+
+
+# -- status ---------------------------------------------------------------------------
+
+
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.1f} MB"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    path = Path(args.deployment)
+    state = load_state(path)
+    print(f"deployment {state.id}: {state.status}")
+    if state.status == "stopped":
+        print(f"  stopped at {time.ctime(state.stopped_at or 0)}; stats: {state.stats_path or '-'}")
+        return 0
+    alive = _supervisor_alive(state)
+    pid = state.supervisor.pid if state.supervisor else None
+    if not alive:
+        print(f"  supervisor: NOT RUNNING (pid {pid}); `faaslab stop {path}` cleans up")
+        for record in state.functions:
+            print(f"  {record.instance:<24} {record.url:<22} last known: {record.state}")
+        return 1
+
+    async def ask() -> StatusReply:
+        assert state.supervisor is not None
+        async with connect(Path(state.supervisor.socket)) as client:
+            reply = await client.request(StatusRequest())
+        if not isinstance(reply, StatusReply):
+            raise FaaslabError(f"unexpected answer from the supervisor: {reply}")
+        return reply
+
+    reply = anyio.run(ask)
+    print(f"  supervisor: running (pid {pid}); sampler: {reply.sampler_priority or 'off'}")
+    memory = {m.instance: m for m in reply.memory}
+    print(
+        f"  {'instance':<24} {'state':<10} {'restarts':>8} {'calls':>6} {'samples':>8} "
+        f"{'late':>5} {'memory':>10} {'max':>10}  url"
+    )
+    for function in reply.statistics.functions:
+        for inst in function.instances:
+            m = memory.get(inst.name)
+            print(
+                f"  {inst.name:<24} {inst.state:<10} {inst.restarts:>8} {inst.calls:>6} "
+                f"{m.samples if m else '-':>8} {m.precision_errors if m else '-':>5} "
+                f"{_mb(m.last_bytes) if m else '-':>10} {_mb(m.max_bytes) if m else '-':>10}  "
+                f"{inst.url or '-'}"
+            )
+        if function.failed:
+            print(f"  function {function.name}: FAILED")
+    return 0
+
+
+# -- stop -----------------------------------------------------------------------------
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    path = Path(args.deployment)
+    state = load_state(path)
+    if state.status == "stopped":
+        print(f"deployment {state.id} is already stopped (nothing done)")
+        return 0
+    stats_path = Path(args.stats).absolute()
+    check_writable(stats_path)
+
+    async def via_supervisor() -> StopReply | None:
+        assert state.supervisor is not None
+        try:
+            with anyio.fail_after(STOP_REPLY_TIMEOUT_S):
+                async with connect(Path(state.supervisor.socket)) as client:
+                    reply = await client.request(StopRequest(stats_path=str(stats_path)))
+        except (FaaslabError, TimeoutError):
+            return None
+        return reply if isinstance(reply, StopReply) else None
+
+    async def orphaned() -> None:
+        async with open_engine() as engine:
+            await stop_orphaned(engine, state, path, stats_path)
+
+    if _supervisor_alive(state):
+        reply = anyio.run(via_supervisor)
+        if reply is not None:
+            if reply.stats_path:
+                print(f"memory statistics: {reply.stats_path} (typed: {reply.report_path})")
+            else:
+                print("memory sampling was off: no statistics written")
+            print(f"deployment {state.id} stopped")
+            return 0
+        print("the supervisor did not answer: cleaning up by label", file=sys.stderr)
+    anyio.run(orphaned)
+    state = load_state(path)
+    if state.stats_path:
+        print(f"memory statistics (incomplete, from the last checkpoint): {state.stats_path}")
+    print(f"deployment {state.id} stopped (its supervisor was gone)")
+    return 0
+
+
+# -- up -------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Foreground: start, print the table, serve until SIGINT/SIGTERM, stop, write stats."""
+    from ._control import supervise
+
+    spec = spec_from_args(args)
+    path = Path(args.output).absolute()
+    check_writable(path)
+    _refuse_live(path, args.force)
+
+    def report(message: dict[str, Any]) -> None:
+        if message.get("ok"):
+            state = load_state(path)
+            for record in state.functions:
+                print(f"{record.instance:<24} http://{record.url}/")
+            print("serving; Ctrl-C stops and writes the memory statistics", file=sys.stderr)
+            sys.stdout.flush()
+
+    log_path = path.with_name(f"{path.name}.d") / "supervisor.log"
+    return anyio.run(supervise, spec, path, log_path, report)
+
+
+# -- ps / gc --------------------------------------------------------------------------
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    async def listing() -> int:
+        async with open_engine() as engine:
+            found = await find_deployments(engine)
+        if not found:
+            print("no faaslab deployments on the engine")
+            return 0
+        print(
+            f"{'deployment':<22} {'status':<9} {'containers':>10} {'running':>8} "
+            f"{'networks':>8} {'volumes':>7}  state file"
+        )
+        for d in found:
+            status = "live" if d.owner_alive else "orphaned"
+            print(
+                f"{d.deployment_id:<22} {status:<9} {d.containers:>10} {d.running:>8} "
+                f"{d.networks:>8} {d.volumes:>7}  {d.state_file or '-'}"
+            )
+        return 0
+
+    return anyio.run(listing)
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    async def collect() -> int:
+        async with open_engine() as engine:
+            orphans = [d for d in await find_deployments(engine) if not d.owner_alive]
+            if not orphans:
+                print("nothing to collect: every deployment has a live owner")
+                return 0
+            for d in orphans:
+                print(
+                    f"orphaned: {d.deployment_id} ({d.containers} container(s), "
+                    f"{d.networks} network(s), {d.volumes} volume(s))"
+                )
+            if not args.yes:
+                if not sys.stdin.isatty():
+                    raise SpecError("gc: not on a terminal; pass --yes to remove them")
+                answer = await anyio.to_thread.run_sync(input, "remove them? [y/N] ")
+                answer = answer.strip().lower()
+                if answer not in ("y", "yes"):
+                    print("nothing removed")
+                    return 0
+            for d in orphans:
+                removed = await remove_deployment(engine, d.deployment_id)
+                print(f"removed {removed} object(s) of {d.deployment_id}")
+        return 0
+
+    return anyio.run(collect)
