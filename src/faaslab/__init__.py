@@ -1,5 +1,17 @@
-"""faaslab: run serverless functions locally in Docker and measure them."""
+"""faaslab: run serverless functions locally in Docker and measure them.
 
+    async with faaslab.open_deployment(spec) as dep:
+        inv = await dep.invoke("fn", {"n": 1})
+"""
+
+from ._aggregate import InstanceMemory, MemoryReport
+from ._deployment import (
+    Deployment,
+    DeploymentStatistics,
+    FunctionStatistics,
+    InstanceStatistics,
+    open_deployment,
+)
 from ._errors import (
     EngineError,
     EngineUnreachable,
@@ -19,8 +31,42 @@ from ._errors import (
     StorageError,
     SystemSetupError,
 )
+from ._function import Instance
+from ._invocation import Invocation, RemoteError
+from ._messages import (
+    DeploymentEvent,
+    DeploymentStopped,
+    FunctionFailedEvent,
+    InstanceExited,
+    InstanceReady,
+    InstanceRestarted,
+    InstanceStarting,
+    SamplerLagging,
+)
+from ._spec import DeploymentSpec, FunctionSpec, load_deployment_spec
 
 __all__ = (
+    "Deployment",
+    "DeploymentEvent",
+    "DeploymentSpec",
+    "DeploymentStatistics",
+    "DeploymentStopped",
+    "FunctionFailedEvent",
+    "FunctionSpec",
+    "FunctionStatistics",
+    "Instance",
+    "InstanceExited",
+    "InstanceMemory",
+    "InstanceReady",
+    "InstanceRestarted",
+    "InstanceStarting",
+    "InstanceStatistics",
+    "Invocation",
+    "MemoryReport",
+    "RemoteError",
+    "SamplerLagging",
+    "load_deployment_spec",
+    "open_deployment",
     "EngineError",
     "EngineUnreachable",
     "FaaslabError",

@@ -182,6 +182,7 @@ class Deployment:
         self._sampler_scope = anyio.CancelScope()
         self._sampler_done = anyio.Event()
         self._measurements: list[Measurement] = []
+        self._extra_instances = 0
         self.inputs: list[Any] = []
         self.storage_info: dict[str, Any] | None = None
         self._log = log.bind(deployment=deployment_id)
@@ -210,10 +211,7 @@ class Deployment:
         With ``check`` (the default) a handler error raises
         :class:`InvocationError`; without, it is returned in ``Invocation.error``.
         """
-        state = self._functions.get(function)
-        if state is None:
-            known = ", ".join(self._functions)
-            raise SpecError(f"no function named {function!r} (this deployment has: {known})")
+        state = self._state_of(function)
         if event is None:
             event = {}
         if not isinstance(event, Mapping):
@@ -226,6 +224,19 @@ class Deployment:
         instance = await self._router.acquire(
             function, state.instances(), self.spec.queue_timeout_s
         )
+        try:
+            return await self._call(state, instance, body, timeout, check)
+        finally:
+            self._router.notify()
+
+    async def _call(
+        self,
+        state: _FunctionState,
+        instance: Instance,
+        body: bytes,
+        timeout: float | None,
+        check: bool,
+    ) -> Invocation:
         state.invocations += 1
         try:
             memory = instance.memory
@@ -244,15 +255,64 @@ class Deployment:
         except FaaslabError:
             state.errors += 1
             raise
-        finally:
-            self._router.notify()
         if result.error is not None:
             state.errors += 1
             if check:
                 raise InvocationError(
-                    function, result.error.type, result.error.message, result.error.traceback
+                    instance.spec.name,
+                    result.error.type,
+                    result.error.message,
+                    result.error.traceback,
                 )
         return result
+
+    @asynccontextmanager
+    async def open_cold_instance(self, function: str) -> AsyncIterator[Instance]:
+        """A fresh instance of ``function`` outside the pool, for cold-start experiments.
+
+        It is created, started and sampled like any other; ``instance.start_s``
+        is its create-to-ready time. Invoke it with :meth:`invoke_on`; it is
+        stopped and removed when the block exits.
+        """
+        state = self._state_of(function)
+        self._extra_instances += 1
+        index = state.spec.instances + self._extra_instances
+        async with open_instance(
+            self.engine,
+            state.spec,
+            index,
+            self._context,
+            self._session,
+            name=f"{function}-cold{self._extra_instances}",
+        ) as instance:
+            await self._measure(instance, index)
+            try:
+                yield instance
+            finally:
+                if instance.memory is not None:
+                    with anyio.CancelScope(shield=True):
+                        await instance.memory.finish(self._sampler)
+
+    async def invoke_on(
+        self,
+        instance: Instance,
+        event: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+    ) -> Invocation:
+        """Invoke one given instance (from :meth:`open_cold_instance` or :meth:`instances`)."""
+        state = self._state_of(instance.spec.name)
+        if not isinstance(event, Mapping | None):
+            raise SpecError(f"event: must be a JSON object (a mapping), not {type(event).__name__}")
+        return await self._call(state, instance, _encode(event or {}), timeout, check)
+
+    def _state_of(self, function: str) -> _FunctionState:
+        state = self._functions.get(function)
+        if state is None:
+            known = ", ".join(self._functions)
+            raise SpecError(f"no function named {function!r} (this deployment has: {known})")
+        return state
 
     def instances(self, function: str | None = None) -> list[Instance]:
         """The instances serving now (of one function, or all)."""

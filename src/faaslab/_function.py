@@ -144,6 +144,8 @@ class Instance:
         self.in_flight = 0
         self.calls = 0
         self.started_at = time.time()
+        #: Seconds from create to /alive answering.
+        self.start_s = 0.0
         #: Set when faaslab itself ends the container (timeout, stop): not a crash.
         self.retired_because: str | None = None
         #: The Sampler actor's per-call memory hooks, when sampling is on.
@@ -311,9 +313,10 @@ async def open_instance(
     session: aiohttp.ClientSession,
     *,
     generation: int = 0,
+    name: str | None = None,
 ) -> AsyncIterator[Instance]:
     """Create, start and wait for one instance; stop and remove it on exit."""
-    name = f"{spec.name}-{index}"
+    name = name or f"{spec.name}-{index}"
     container_name = f"faaslab-{ctx.deployment_id}-{name}" + (
         f"-r{generation}" if generation else ""
     )
@@ -340,6 +343,7 @@ async def open_instance(
                 f"{name}: /alive did not answer within {ctx.start_timeout_s:g} s", logs=logs
             )
         lifecycle.to(InstanceState.READY)
+        instance.start_s = time.monotonic() - created
         yield instance
     except BaseException:
         if lifecycle.can(InstanceState.FAILED):
