@@ -98,6 +98,7 @@ def add_deployment_options(parser: argparse.ArgumentParser) -> None:
         help="remove containers at stop (default: yes)",
     )
     parser.add_argument("--image", default="faaslab/python:3.11", help="runtime image")
+    parser.add_argument("--id", dest="deployment_id", help="deployment id (default: random)")
 
 
 def _function_name(directory: Path) -> str:
@@ -124,6 +125,7 @@ def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
         measure_interval_ms=args.measure_interval,
         remove_containers=args.remove_containers,
         image=args.image,
+        deployment_id=args.deployment_id,
     )
 
 

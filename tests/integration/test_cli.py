@@ -1,0 +1,216 @@
+"""The command line against the real engine: SeBS's start/invoke/stop flow and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+FUNCTION = """
+def handler(event):
+    block = bytearray(event.get("mb", 0) * 1024 * 1024)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return {"size": len(block)}
+"""
+
+
+def faaslab(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "faaslab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[list[Path]]:
+    """State files of deployments a test started; stopped afterwards whatever happened."""
+    files: list[Path] = []
+    yield files
+    for path in files:
+        if path.exists():
+            faaslab("stop", str(path), str(tmp_path / "cleanup_stats.json"))
+
+
+def test_start_invoke_kill_supervisor_stop(
+    tmp_path: Path,
+    make_function: Callable[..., Path],
+    deployment_id: str,
+    started: list[Path],
+) -> None:
+    a = make_function("fa", FUNCTION)
+    b = make_function("fb", FUNCTION)
+    out = tmp_path / "out.json"
+    started.append(out)
+    result = faaslab(
+        "start",
+        str(a),
+        str(b),
+        "--deployments",
+        "3",
+        "--measure-interval",
+        "1",
+        "--id",
+        deployment_id,
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    state = json.loads(out.read_text())
+    assert len(state["functions"]) == 6
+    for entry in state["functions"]:  # the keys SeBS users' scripts read
+        assert {"benchmark", "name", "instance_id", "port", "url"} <= entry.keys()
+        assert entry["url"] == f"127.0.0.1:{entry['port']}"
+    assert (out.stat().st_mode & 0o777) == 0o600
+
+    result = faaslab(
+        "invoke", str(out), "fa", "-n", "50", "--concurrency", "4", "--event", '{"mb": 4}'
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 50
+    assert all(line["error"] is None for line in lines)
+    assert all(line["memory_peak_bytes"] for line in lines)
+    assert sum(line["is_cold"] for line in lines) == 3
+
+    status = faaslab("status", str(out))
+    assert status.returncode == 0, status.stderr
+    assert "supervisor: running" in status.stdout
+
+    os.kill(state["supervisor"]["pid"], signal.SIGKILL)
+    status = faaslab("status", str(out))
+    assert status.returncode == 1
+    assert "NOT RUNNING" in status.stdout
+
+    stats = tmp_path / "memory_stats.json"
+    result = faaslab("stop", str(out), str(stats))
+    assert result.returncode == 0, result.stderr
+    memory = json.loads(stats.read_text())
+    containers = {k: v for k, v in memory.items() if k != "precision_errors"}
+    assert set(containers) == {f["instance_id"] for f in state["functions"]}
+    for entry in containers.values():
+        assert set(entry) == {
+            "mean mem. usage",
+            "max mem. usage",
+            "number of measurements",
+            "full profile (in bytes)",
+        }
+        assert entry["number of measurements"] == len(entry["full profile (in bytes)"]) > 0
+    report = json.loads((tmp_path / "memory_report.json").read_text())
+    assert report["complete"] is False
+    assert "died" in report["incomplete_reason"]
+
+    ps = faaslab("ps")
+    assert deployment_id not in ps.stdout
+
+    before = stats.read_bytes()
+    again = faaslab("stop", str(out), str(stats))
+    assert again.returncode == 0
+    assert "already stopped" in again.stdout
+    assert stats.read_bytes() == before
+
+
+def test_stop_through_a_live_supervisor_writes_complete_stats(
+    tmp_path: Path,
+    make_function: Callable[..., Path],
+    deployment_id: str,
+    started: list[Path],
+) -> None:
+    a = make_function("fa", FUNCTION)
+    out = tmp_path / "dep.json"
+    started.append(out)
+    assert (
+        faaslab(
+            "start", str(a), "--measure-interval", "1", "--id", deployment_id, "-o", str(out)
+        ).returncode
+        == 0
+    )
+    result = faaslab("invoke", str(out), "fa", "--event", '{"mb": 64}')
+    assert result.returncode == 0, result.stderr
+    invocation = json.loads(result.stdout)
+    assert invocation["memory_peak_bytes"] - invocation["memory_before_bytes"] >= 64 * 1024 * 1024
+    result = faaslab("stop", str(out))
+    assert result.returncode == 0, result.stderr
+    stats_path = Path("memory_stats.json").absolute()
+    try:
+        memory = json.loads(stats_path.read_text())
+        (entry,) = (v for k, v in memory.items() if k != "precision_errors")
+        assert float(entry["max mem. usage"].split()[0]) * 1e6 >= 64 * 1024 * 1024
+        report = json.loads(stats_path.with_name("memory_report.json").read_text())
+        assert report["complete"] is True
+    finally:
+        stats_path.unlink(missing_ok=True)
+        stats_path.with_name("memory_report.json").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"{not json", "corrupt or truncated"),
+        (b'{"faaslab": "faaslab.deployment", "version": 1, "id": "x"', "corrupt or truncated"),
+        (b'{"faaslab": "faaslab.deployment", "version": 99, "id": "x"}', "newer faaslab"),
+        (b'{"hello": "world"}', "not a faaslab deployment file"),
+        (b'{"faaslab": "faaslab.deployment", "version": 1, "status": 5}', "not a valid"),
+    ],
+)
+@pytest.mark.parametrize("command", ["status", "stop", "invoke"])
+def test_bad_state_files_are_refused_untouched(
+    tmp_path: Path, content: bytes, problem: str, command: str
+) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    args = [command, str(path)] + (["fn"] if command == "invoke" else [])
+    result = faaslab(*args)
+    assert result.returncode == 2
+    assert str(path) in result.stderr
+    assert problem in result.stderr
+    assert "Traceback" not in result.stderr
+    assert path.read_bytes() == content
+
+
+def test_refusals_before_anything_is_created(
+    tmp_path: Path,
+    make_function: Callable[..., Path],
+    deployment_id: str,
+    started: list[Path],
+) -> None:
+    a = make_function("fa", FUNCTION)
+    result = faaslab("start", str(a), "--id", deployment_id, "-o", "/nonexistent/dir/out.json")
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+    assert deployment_id not in faaslab("ps").stdout  # nothing was created
+
+    out = tmp_path / "out.json"
+    started.append(out)
+    assert faaslab("start", str(a), "--id", deployment_id, "-o", str(out)).returncode == 0
+    again = faaslab("start", str(a), "--id", f"{deployment_id}x", "-o", str(out))
+    assert again.returncode == 2
+    assert "is live" in again.stderr
+
+    unknown = faaslab("invoke", str(out), "nope")
+    assert unknown.returncode == 2
+    assert "no function named 'nope'" in unknown.stderr
+    bad_event = faaslab("invoke", str(out), "fa", "--event", "{oops")
+    assert bad_event.returncode == 2
+    assert "--event: not JSON" in bad_event.stderr
+    out_of_range = faaslab("invoke", str(out), "fa", "--input", "3")
+    assert out_of_range.returncode == 2
+    assert "out of range" in out_of_range.stderr
+
+    stopped = faaslab("stop", str(out), str(tmp_path / "stats.json"))
+    assert stopped.returncode == 0
+    assert "sampling was off" in stopped.stdout
