@@ -238,3 +238,37 @@ async def test_cancel_while_starting_leaves_nothing(
                 await anyio.sleep(0.05)
             tg.cancel_scope.cancel()
     assert await leftovers_of(deployment_id) == []
+
+
+async def test_two_deployments_side_by_side_and_one_cancelled_mid_start(
+    engine: Engine,
+    leftovers_of: Leftovers,
+    deployment_id: str,
+    make_function: Callable[..., Path],
+) -> None:
+    code = make_function("echo", ECHO)
+    slow = make_function(
+        "slow", "import time\ntime.sleep(60)\n\ndef handler(event):\n    return {}\n"
+    )
+    serving_id, doomed_id = f"{deployment_id}-a", f"{deployment_id}-b"
+    serving = spec_for(serving_id, FunctionSpec(name="echo", code=str(code), instances=2))
+    doomed = spec_for(doomed_id, FunctionSpec(name="slow", code=str(slow), instances=2))
+    async with open_deployment(serving) as dep:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+
+                async def start_doomed() -> None:
+                    async with open_deployment(doomed):
+                        pytest.fail("must not become ready")
+
+                tg.start_soon(start_doomed)
+                label = f"faaslab.deployment={doomed_id}"
+                # The engine offers no event for this: poll it, bounded by fail_after.
+                while len(await engine.containers_labeled(label)) < 2:
+                    assert (await dep.invoke("echo", {"ok": 1})).output == {"echo": {"ok": 1}}
+                tg.cancel_scope.cancel()
+        assert await leftovers_of(doomed_id) == []
+        results = [await dep.invoke("echo", {"i": i}) for i in range(10)]
+        assert all(r.ok for r in results)
+        assert len(dep.instances()) == 2
+    assert await leftovers_of(serving_id) == []

@@ -1,0 +1,89 @@
+"""The foundation against the real engine: doctor, offline image builds, clear errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from faaslab import _images
+from faaslab._engine import Engine
+
+pytestmark = pytest.mark.integration
+
+
+def faaslab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "faaslab", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_doctor_passes_every_check() -> None:
+    result = faaslab("doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines
+    assert all(line.startswith("ok") for line in lines), result.stdout
+    names = " ".join(lines)
+    for check in ("engine", "cgroups", "memory file", "image faaslab/python:3.11"):
+        assert check in names
+
+
+def test_doctor_names_an_unreachable_endpoint_in_one_line() -> None:
+    result = faaslab("doctor", env={"DOCKER_HOST": "unix:///nonexistent"})
+    assert result.returncode == 1
+    assert "unix:///nonexistent" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert len(result.stdout.strip().splitlines()) == 1
+
+
+def test_images_build_is_a_no_op_when_current() -> None:
+    first = faaslab("images", "build")
+    assert first.returncode == 0, first.stderr
+    second = faaslab("images", "build")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("up to date") == 3, second.stdout
+    listing = faaslab("images", "list")
+    assert _images.RUNTIME_IMAGE in listing.stdout
+
+
+@pytest.mark.anyio
+async def test_an_image_whose_inputs_change_is_rebuilt(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, deployment_id: str
+) -> None:
+    # A private tag, so the images the rest of the suite uses are not touched.
+    tag = f"faaslab/seaweedfs:test-{deployment_id}"
+    monkeypatch.setattr(_images, "storage_image", lambda: tag)
+    try:
+        built = await _images.build_images(engine)
+        assert [(s.name, rebuilt) for s, rebuilt in built][-1] == (tag, True)
+        again = await _images.build_images(engine)
+        assert all(not rebuilt for _, rebuilt in again)
+        monkeypatch.setattr(_images, "_storage_inputs", lambda weed: "changed-inputs")
+        changed = await _images.build_images(engine)
+        assert [(s.name, rebuilt) for s, rebuilt in changed] == [
+            (_images.BASE_IMAGE, False),
+            (_images.RUNTIME_IMAGE, False),
+            (tag, True),
+        ]
+        labels = await engine.image_labels(tag)
+        assert labels is not None
+        assert labels[_images.INPUTS_LABEL] == "changed-inputs"
+    finally:
+        await engine.remove_image(tag)
+
+
+def test_images_build_without_mmdebstrap_says_what_to_install(tmp_path: Path) -> None:
+    # Only the venv's own tools on PATH: no mmdebstrap.
+    result = faaslab("images", "build", "--force", env={"PATH": str(Path(sys.executable).parent)})
+    assert result.returncode == 1
+    assert "apt-get install mmdebstrap" in result.stderr
+    assert "Traceback" not in result.stderr
