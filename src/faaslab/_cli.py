@@ -115,6 +115,12 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return anyio.run(doctor)
 
 
+def _demo_main(output: str) -> int:
+    from ._demo import demo_main
+
+    return demo_main(output)
+
+
 # -- parser ---------------------------------------------------------------------
 
 
@@ -201,6 +207,16 @@ def _parser() -> argparse.ArgumentParser:
     gc = commands.add_parser("gc", help="remove what belongs to deployments whose owner is gone")
     gc.add_argument("--yes", action="store_true", help="do not ask")
     gc.set_defaults(handler=c.cmd_gc)
+
+    demo = commands.add_parser("demo", help="doctor, a real deployment, invocations, memory stats")
+    demo.add_argument(
+        "-o",
+        "--output",
+        default="demo-results",
+        metavar="DIR",
+        help="where the deployment file and statistics go (default demo-results)",
+    )
+    demo.set_defaults(handler=lambda args: _demo_main(args.output))
 
     doctor = commands.add_parser("doctor", help="check the engine, cgroups and images")
     doctor.add_argument("--base", help="the --base image the runtime was built from, if any")
