@@ -15,19 +15,14 @@ from __future__ import annotations
 
 import argparse
 import collections
-import sys
 import time
-from pathlib import Path
 
 import aiohttp
 import anyio
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from _common import function_dir, percentile, quiet_logs  # noqa: E402
-
-from faaslab._deployment import Deployment, open_deployment  # noqa: E402
-from faaslab._spec import DeploymentSpec, FunctionSpec  # noqa: E402
+from _common import function_dir, percentile, quiet_logs
+from faaslab._deployment import Deployment, open_deployment
+from faaslab._spec import DeploymentSpec, FunctionSpec
 
 SOURCE = "def handler(event):\n    return event\n"
 EVENT = {"payload": "x" * 64, "n": 1}
@@ -89,11 +84,12 @@ async def main() -> None:
     spec = DeploymentSpec(
         functions=[FunctionSpec(name="bench", code=str(code), instances=args.instances)]
     )
-    async with open_deployment(spec) as dep, aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0)
-    ) as session:
+    async with (
+        open_deployment(spec) as dep,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
+    ):
         urls = [i.url for i in dep.instances("bench")]
-        for i in range(args.instances):  # warm every instance on both paths
+        for _ in range(args.instances):  # warm every instance on both paths
             await dep.invoke("bench", EVENT)
         await run_raw(session, urls, args.instances * 10, args.instances)
         print(f"{'conc':>4} {'path':>8} {'p50 µs':>8} {'p99 µs':>8} {'calls/s':>9}")

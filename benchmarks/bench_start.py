@@ -17,22 +17,17 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import sys
 import time
-from pathlib import Path
 
 import aiohttp
 import anyio
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from _common import function_dir, median, quiet_logs  # noqa: E402
-
-from faaslab import _labels  # noqa: E402
-from faaslab._deployment import open_deployment  # noqa: E402
-from faaslab._engine import Engine, open_engine  # noqa: E402
-from faaslab._function import InstanceContext, _host_port, container_config  # noqa: E402
-from faaslab._spec import DeploymentSpec, FunctionSpec  # noqa: E402
+from _common import function_dir, median, quiet_logs
+from faaslab import _labels
+from faaslab._deployment import open_deployment
+from faaslab._engine import Engine, open_engine
+from faaslab._function import InstanceContext, _host_port, container_config
+from faaslab._spec import DeploymentSpec, FunctionSpec
 
 SOURCE = "def handler(event):\n    return event\n"
 
@@ -110,8 +105,10 @@ async def main() -> None:
     quiet_logs()
     code = function_dir(SOURCE)
     spec = FunctionSpec(name="bench", code=str(code))
-    print(f"{'N':>3} {'floor s':>9} {'faaslab s':>10} {'sequential s':>13} "
-          f"{'faaslab/floor':>14} {'sequential/floor':>17}")
+    print(
+        f"{'N':>3} {'floor s':>9} {'faaslab s':>10} {'sequential s':>13} "
+        f"{'faaslab/floor':>14} {'sequential/floor':>17}"
+    )
     async with open_engine() as engine:
         await raw_start(engine, spec, 1, concurrent=True)  # warm the engine's caches
         for n in args.sizes:
@@ -121,8 +118,9 @@ async def main() -> None:
                 ours.append(await faaslab_start(spec, n))
                 sequential.append(await raw_start(engine, spec, n, concurrent=False))
             f, o, s = median(floor), median(ours), median(sequential)
-            print(f"{n:>3} {f:>9.3f} {o:>10.3f} {s:>13.3f} {o / f:>14.2f} {s / f:>17.2f}",
-                  flush=True)
+            print(
+                f"{n:>3} {f:>9.3f} {o:>10.3f} {s:>13.3f} {o / f:>14.2f} {s / f:>17.2f}", flush=True
+            )
 
 
 if __name__ == "__main__":
