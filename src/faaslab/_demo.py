@@ -71,11 +71,11 @@ async def run_demo(output_dir: Path) -> int:
         print(f"\n== memory statistics: {stats_path} (SeBS's shape) and memory_report.json")
         assert report is not None
         print(f"  sampler priority: {report.sampler_priority}")
-        for inst in report.instances:
+        for memory in report.instances:
             print(
-                f"  {inst.function}-{inst.instance}: {inst.samples} samples, "
-                f"{inst.precision_errors} late, mean {_mb(inst.mean_bytes)}, "
-                f"max {_mb(inst.max_bytes)}, kernel peak {_mb(inst.kernel_peak_bytes)}"
+                f"  {memory.function}-{memory.instance}: {memory.samples} samples, "
+                f"{memory.precision_errors} late, mean {_mb(memory.mean_bytes)}, "
+                f"max {_mb(memory.max_bytes)}, kernel peak {_mb(memory.kernel_peak_bytes)}"
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -5,9 +5,10 @@ A SeBS-style function: ``handler(event) -> dict``.
 
 import hashlib
 import time
+from typing import Any
 
 
-def handler(event):
+def handler(event: dict[str, Any]) -> dict[str, Any]:
     megabytes = int(event.get("allocate_mb", 0))
     block = bytearray(megabytes * 1024 * 1024)
     for offset in range(0, len(block), 4096):  # touch every page: real, resident memory
