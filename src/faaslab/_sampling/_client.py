@@ -145,11 +145,14 @@ class SampleSubscription:
         #: Set when the stream has ended.
         self.end: SamplingEnd | None = None
         self._receive = receive
+        self._leftover: deque[SampleBatch] = deque()
 
     def __aiter__(self) -> SampleSubscription:
         return self
 
     async def __anext__(self) -> SampleBatch:
+        if self._leftover:
+            return self._leftover.popleft()
         try:
             return await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
@@ -160,11 +163,15 @@ class SampleSubscription:
         """Stop receiving: further batches for this key are dropped (and counted)."""
         await self._receive.aclose()
 
-    def _close_if_drained(self) -> None:
-        """After the end: with nothing left to read, the stream is done (a
-        reader waiting now, or iterating later, simply stops)."""
-        if not self._receive.statistics().current_buffer_used:
-            self._receive.close()
+    def _end_stream(self) -> None:
+        """At the end (the pump has closed its side): keep what is still
+        buffered and close the stream, so no stream outlives its data."""
+        while True:
+            try:
+                self._leftover.append(self._receive.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+        self._receive.close()
 
     def __del__(self) -> None:
         # The subscription owns its stream: nothing else could ever read it.
@@ -430,7 +437,7 @@ class SamplingProcess:
         state.subscription.end = end
         state.registered.set()  # a register() still waiting gives up
         state.send.close()
-        state.subscription._close_if_drained()
+        state.subscription._end_stream()
 
     # -- commands, stderr, stopping ------------------------------------------------
 
@@ -501,7 +508,9 @@ class SamplingProcess:
         reason = "sampling process died" if died else "sampling process stopped"
         for state in self._keys.values():
             if not state.ended:
-                end = SamplingEnd(state.subscription.key, reason, state.samples, state.late, state.skipped)
+                end = SamplingEnd(
+                    state.subscription.key, reason, state.samples, state.late, state.skipped
+                )
                 self._finish(state, end)
         log.info("sampler.stopped", pid=process.pid, returncode=process.returncode)
 
