@@ -26,6 +26,9 @@ echo "== mypy --strict"
 
 # Engine objects that exist before the run are not this run's: the leak
 # check only counts what appears during it.
+# One id for this run: its deployments are named t<run>-<n> (tests/integration/conftest.py).
+FAASLAB_TEST_RUN=${FAASLAB_TEST_RUN:-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+export FAASLAB_TEST_RUN
 before=$(mktemp)
 $PY tests/leakcheck.py snapshot "$before"
 echo "== pytest"

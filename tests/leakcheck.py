@@ -4,12 +4,16 @@
     python tests/leakcheck.py compare FILE    # after: exit 1 listing what leaked
 
 Objects that existed before the run (say, kept by a developer's manual run)
-are not counted: CI reuses this machine's engine data.
+are not counted: CI reuses this machine's engine data. Objects of *another*
+test run going on at the same time (deployment ids ``t<run>-<n>`` with a
+different run id than ``FAASLAB_TEST_RUN``) are not counted either.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 
 import anyio
@@ -17,16 +21,23 @@ import anyio
 from faaslab import _labels
 from faaslab._engine import open_engine
 
+OTHER_TEST_RUN = re.compile(r"^t[0-9a-f]{6}-")
 
-async def _objects() -> set[str]:
+
+async def _objects() -> dict[str, str]:
+    """Every faaslab-labeled object: "kind id" → deployment id."""
     label = _labels.deployment_filter()
     async with open_engine() as engine:
         containers = await engine.containers_labeled(label)
         networks = await engine.networks_labeled(label)
         volumes = await engine.volumes_labeled(label)
-    found = {f"container {c['Id'][:12]} {c.get('Names')} {c.get('State')}" for c in containers}
-    found |= {f"network {n['Id'][:12]} {n.get('Name')}" for n in networks}
-    found |= {f"volume {v['Name']}" for v in volumes}
+    found: dict[str, str] = {}
+    for c in containers:
+        found[f"container {c['Id'][:12]} {c.get('Names')}"] = c["Labels"][_labels.DEPLOYMENT]
+    for n in networks:
+        found[f"network {n['Id'][:12]} {n.get('Name')}"] = n["Labels"][_labels.DEPLOYMENT]
+    for v in volumes:
+        found[f"volume {v['Name']}"] = (v.get("Labels") or {}).get(_labels.DEPLOYMENT, "")
     return found
 
 
@@ -39,11 +50,16 @@ def main(argv: list[str]) -> int:
         return 0
     with open(path) as f:
         before = set(json.load(f))
-    # Containers change state (running → exited) between snapshots: compare ids.
-    ids_before = {" ".join(item.split()[:2]) for item in before}
-    leaked = sorted(item for item in now if " ".join(item.split()[:2]) not in ids_before)
+    run = os.environ.get("FAASLAB_TEST_RUN", "")
+    ours = f"t{run}-"
+    leaked = sorted(
+        item
+        for item, deployment in now.items()
+        if item not in before
+        and not (OTHER_TEST_RUN.match(deployment) and not deployment.startswith(ours))
+    )
     for item in leaked:
-        print(f"LEAKED: {item}", file=sys.stderr)
+        print(f"LEAKED: {item} (deployment {now[item]})", file=sys.stderr)
     if leaked:
         print(f"leak check: {len(leaked)} faaslab object(s) left by this run", file=sys.stderr)
         return 1
