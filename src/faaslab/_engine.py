@@ -317,6 +317,8 @@ class Engine:
         except aiodocker.DockerError as exc:
             if exc.status != 404:
                 raise self.translate(exc, f"follow logs of {container_id[:12]}") from exc
+        except aiohttp.ClientError as exc:
+            raise self.translate(exc, f"follow logs of {container_id[:12]}") from exc
         if pending:
             yield pending
 

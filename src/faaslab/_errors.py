@@ -19,6 +19,7 @@ turns each into one readable line and an exit code (``exit_code``)::
     ├── FunctionFailed            restarted too often; the function is given up
     ├── SamplingError             memory sampling could not be set up
     ├── StorageError              the object store failed or refused
+    ├── RequirementsError         pip could not install a function's requirements
     └── SystemSetupError          the host lacks something (a tool, a permission)
 
 Errors carry what a user needs to act on them in their message; structured
@@ -40,6 +41,7 @@ __all__ = (
     "InstanceStartError",
     "InvocationError",
     "InvocationTimeout",
+    "RequirementsError",
     "SamplingError",
     "SpecError",
     "StateError",
@@ -158,3 +160,14 @@ class SamplingError(FaaslabError):
 
 class StorageError(FaaslabError):
     """The object store failed or refused a request."""
+
+
+class RequirementsError(FaaslabError):
+    """Installing a function's requirements failed; pip's last output lines attached."""
+
+    def __init__(self, message: str, *, output: str = "") -> None:
+        self.output = output
+        text = message
+        if output.strip():
+            text += "\n--- pip's last output lines ---\n" + output.rstrip()
+        super().__init__(text)
