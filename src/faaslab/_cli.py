@@ -184,6 +184,11 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("-n", "--count", type=int, default=1, help="invocations (default 1)")
     invoke.add_argument("--concurrency", type=int, default=1, help="at once (default 1)")
     invoke.add_argument("--timeout", type=float, help="per-invocation timeout in s")
+    invoke.add_argument(
+        "--validate",
+        action="store_true",
+        help="check the output with the SeBS benchmark's validate_output",
+    )
     invoke.set_defaults(handler=c.cmd_invoke)
 
     status = commands.add_parser("status", help="instances, health and memory of a deployment")

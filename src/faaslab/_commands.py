@@ -32,8 +32,10 @@ from ._engine import open_engine
 from ._errors import FaaslabError, SpecError, StateError
 from ._owner import owner_alive
 from ._recovery import find_deployments, remove_deployment, stop_orphaned
+from ._sebs import is_sebs_benchmark
 from ._spec import DeploymentSpec, FunctionSpec
 from ._state import DeploymentState, check_writable, load_state
+from ._storage import parse_storage_option
 
 __all__ = (
     "add_deployment_options",
@@ -99,6 +101,25 @@ def add_deployment_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--image", default="faaslab/python:3.11", help="runtime image")
     parser.add_argument("--id", dest="deployment_id", help="deployment id (default: random)")
+    parser.add_argument(
+        "--storage",
+        default="seaweedfs",
+        metavar="KIND",
+        help="seaweedfs (default), minio, none, or http://HOST:PORT (keys from "
+        "FAASLAB_S3_ACCESS_KEY/FAASLAB_S3_SECRET_KEY)",
+    )
+    parser.add_argument(
+        "--keep-storage", action="store_true", help="keep the storage data volume at stop"
+    )
+    parser.add_argument(
+        "--size",
+        default="test",
+        choices=("test", "small", "large"),
+        help="SeBS benchmark input size (default test)",
+    )
+    parser.add_argument(
+        "--data-dir", metavar="DIR", help="SeBS benchmark data (benchmarks-data/<benchmark>)"
+    )
 
 
 def _function_name(directory: Path) -> str:
@@ -110,17 +131,26 @@ def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
     functions = []
     for directory in args.functions:
         path = Path(directory)
+        memory, timeout = args.memory or 256, args.timeout or 60.0
+        if is_sebs_benchmark(path):
+            # SeBS's config.json gives the limits unless the command line does.
+            config = json.loads((path / "config.json").read_text())
+            memory = args.memory or int(config.get("memory", memory))
+            timeout = args.timeout or float(config.get("timeout", timeout))
         functions.append(
             FunctionSpec(
                 name=_function_name(path),
                 code=str(path.resolve()),
                 instances=args.deployments,
-                memory_mb=args.memory,
+                memory_mb=memory,
                 cpus=args.cpus,
-                timeout_s=args.timeout,
+                timeout_s=timeout,
             )
         )
     return DeploymentSpec(
+        storage=parse_storage_option(args.storage, keep=args.keep_storage),
+        sebs_size=args.size,
+        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
         functions=functions,
         measure_interval_ms=args.measure_interval,
         remove_containers=args.remove_containers,
@@ -194,12 +224,17 @@ def _event_from_args(args: argparse.Namespace, state: DeploymentState) -> dict[s
         except json.JSONDecodeError as exc:
             raise SpecError(f"--event-file: {args.event_file} is not JSON ({exc})") from exc
     elif args.input is not None:
-        if not 0 <= args.input < len(state.inputs):
+        # The K-th input of this function (with one benchmark: SeBS's inputs[K]).
+        own = [
+            event
+            for event, function in zip(state.inputs, state.input_functions, strict=False)
+            if function == args.name
+        ]
+        if not 0 <= args.input < len(own):
             raise SpecError(
-                f"--input {args.input}: out of range (the deployment has "
-                f"{len(state.inputs)} input(s))"
+                f"--input {args.input}: out of range ({args.name} has {len(own)} input(s))"
             )
-        event = state.inputs[args.input]
+        event = own[args.input]
     else:
         event = {}
     if not isinstance(event, dict):
@@ -242,10 +277,19 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             while remaining > 0:
                 remaining -= 1
                 reply = await client.request(
-                    InvokeRequest(function=args.name, event=event, timeout=args.timeout)
+                    InvokeRequest(
+                        function=args.name,
+                        event=event,
+                        timeout=args.timeout,
+                        validate=args.validate,
+                    )
                 )
                 if isinstance(reply, InvokeReply):
-                    sys.stdout.buffer.write(_encode_line(reply.invocation) + b"\n")
+                    line = msgspec.to_builtins(reply.invocation)
+                    if reply.validation is not None:
+                        line["validation"] = msgspec.to_builtins(reply.validation)
+                        failures += reply.validation.status in ("invalid", "error")
+                    sys.stdout.buffer.write(_encode_line(line) + b"\n")
                     failures += reply.invocation.error is not None
                 elif isinstance(reply, ErrorReply):
                     sys.stdout.buffer.write(

@@ -28,12 +28,13 @@ import structlog
 from anyio.abc import SocketStream
 
 from ._aggregate import MemoryReport
-from ._deployment import DeploymentStatistics, open_deployment
+from ._deployment import Deployment, DeploymentStatistics, open_deployment
 from ._errors import FaaslabError, StateError
 from ._invocation import Invocation
 from ._owner import owner_token
 from ._paths import state_dir
 from ._reporting import report_path_for
+from ._sebs import Verdict, validate
 from ._spec import DeploymentSpec
 from ._state import SupervisorRecord
 
@@ -65,6 +66,8 @@ class InvokeRequest(msgspec.Struct, frozen=True, tag_field="kind", tag="invoke")
     function: str
     event: dict[str, Any]
     timeout: float | None = None
+    #: Ask the SeBS benchmark's validate_output about the output.
+    validate: bool = False
 
 
 class StatusRequest(msgspec.Struct, frozen=True, tag_field="kind", tag="status"):
@@ -86,6 +89,7 @@ class ErrorReply(msgspec.Struct, frozen=True, tag_field="kind", tag="error"):
 
 class InvokeReply(msgspec.Struct, frozen=True, tag_field="kind", tag="invocation"):
     invocation: Invocation
+    validation: Verdict | None = None
 
 
 class LiveMemory(msgspec.Struct, frozen=True):
@@ -194,6 +198,17 @@ async def _serve_connection(stream: SocketStream, handle: Any, stopped: anyio.Ev
                         stopped.set()
 
 
+async def _validate(
+    dep: Deployment, function: str, event: dict[str, Any], invocation: Invocation
+) -> Verdict:
+    benchmark = dep.benchmarks.get(function)
+    if benchmark is None:
+        return Verdict("unavailable", f"{function} is not a SeBS benchmark: nothing validates it")
+    if invocation.error is not None:
+        return Verdict("invalid", f"the invocation failed: {invocation.error.message}")
+    return await validate(benchmark, event, invocation.output, dep.storage)
+
+
 async def supervise(spec: DeploymentSpec, state_path: Path, log_path: Path, report: Any) -> int:
     """Run a deployment until a stop request or SIGTERM/SIGINT; serve the socket meanwhile."""
     socket_path = socket_path_for(state_path)
@@ -212,13 +227,19 @@ async def supervise(spec: DeploymentSpec, state_path: Path, log_path: Path, repo
 
             async def handle(request: Request) -> Reply:
                 match request:
-                    case InvokeRequest(function=function, event=event, timeout=timeout):
+                    case InvokeRequest(
+                        function=function, event=event, timeout=timeout, validate=check_output
+                    ):
                         try:
-                            return InvokeReply(
-                                await dep.invoke(function, event, timeout=timeout, check=False)
+                            invocation = await dep.invoke(
+                                function, event, timeout=timeout, check=False
                             )
                         except FaaslabError as exc:
                             return ErrorReply(type(exc).__name__, str(exc), exc.exit_code)
+                        verdict = None
+                        if check_output:
+                            verdict = await _validate(dep, function, event, invocation)
+                        return InvokeReply(invocation, verdict)
                     case StatusRequest():
                         records = dep.memory_records()
                         sampling = dep.state().sampling

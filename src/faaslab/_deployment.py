@@ -53,9 +53,11 @@ from ._messages import (
     InstanceStarting,
 )
 from ._owner import owner_token
+from ._prepare import PreparedFunction, prepare_functions
 from ._reporting import build_report, write_reports
 from ._routing import Router
 from ._sampling import SamplingProcess
+from ._sebs import SebsBenchmark, generate_inputs
 from ._spec import DeploymentSpec, FunctionSpec
 from ._state import (
     Checkpoint,
@@ -68,6 +70,7 @@ from ._state import (
     check_writable,
     write_state,
 )
+from ._storage import Storage, open_storage
 
 __all__ = (
     "Deployment",
@@ -158,8 +161,14 @@ class Deployment:
         workdir: Path,
         state_path: Path | None = None,
         supervisor: SupervisorRecord | None = None,
+        prepared: Mapping[str, PreparedFunction] | None = None,
+        storage: Storage | None = None,
     ) -> None:
         self.spec = spec
+        #: The deployment's object storage (None with storage kind "none").
+        self.storage = storage
+        #: SeBS benchmarks among the functions, by function name.
+        self.benchmarks: dict[str, SebsBenchmark] = {}
         self.engine = engine
         self.id = deployment_id
         self.network = network
@@ -184,6 +193,8 @@ class Deployment:
         self._measurements: list[Measurement] = []
         self._extra_instances = 0
         self.inputs: list[Any] = []
+        #: Which function each of ``inputs`` belongs to.
+        self.input_functions: list[str] = []
         self.storage_info: dict[str, Any] | None = None
         self._log = log.bind(deployment=deployment_id)
         self._context = InstanceContext(
@@ -195,6 +206,17 @@ class Deployment:
             remove=spec.remove_containers,
             labels=labels,
         )
+        # Each function's containers mount its own code and requirements.
+        storage_env = storage.function_env() if storage is not None else {}
+        self._contexts = {
+            f.name: msgspec.structs.replace(
+                self._context,
+                env=storage_env,
+                code=prepared[f.name].code if prepared and f.name in prepared else None,
+                binds=prepared[f.name].binds if prepared and f.name in prepared else [],
+            )
+            for f in spec.functions
+        }
 
     # -- public --------------------------------------------------------------
 
@@ -281,7 +303,7 @@ class Deployment:
             self.engine,
             state.spec,
             index,
-            self._context,
+            self._contexts[function],
             self._session,
             name=f"{function}-cold{self._extra_instances}",
         ) as instance:
@@ -410,7 +432,7 @@ class Deployment:
                     self.engine,
                     spec,
                     slot.index,
-                    self._context,
+                    self._contexts[spec.name],
                     self._session,
                     generation=generation,
                 ) as instance:
@@ -652,6 +674,7 @@ class Deployment:
             spec=msgspec.to_builtins(self.spec),
             functions=records,
             inputs=self.inputs,
+            input_functions=self.input_functions,
             storage=self.storage_info,
             supervisor=self._supervisor,
             sampling=sampling,
@@ -745,35 +768,53 @@ async def open_deployment(
             network_name = f"faaslab-{deployment_id}"
             network_id = await engine.create_network(network_name, labels)
             try:
-                connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
-                async with aiohttp.ClientSession(connector=connector) as session:
-                    deployment = Deployment(
-                        spec,
-                        engine,
-                        deployment_id,
-                        session,
-                        network_name,
-                        labels=labels,
-                        workdir=workdir,
-                        state_path=path,
-                        supervisor=supervisor,
-                    )
-                    try:
-                        async with anyio.create_task_group() as tg:
-                            try:
-                                await deployment._start_all(tg)
-                            except BaseExceptionGroup as group:
-                                raise _unwrap(group) from None
-                            deployment._save()
-                            try:
-                                yield deployment
-                            finally:
-                                await deployment.stop()
-                                tg.cancel_scope.cancel()
-                    except BaseExceptionGroup as group:
-                        raise _unwrap(group) from None
-                    finally:
-                        deployment._close_subscribers()
+                prepared, benchmarks = await prepare_functions(engine, spec, workdir)
+                async with open_storage(
+                    engine, spec.storage, deployment_id=deployment_id, network=network_name
+                ) as storage:
+                    # In the spec's order, so that a one-benchmark deployment's
+                    # input is inputs[0], as in SeBS's out.json.
+                    inputs, input_functions = [], []
+                    for function in spec.functions:
+                        benchmark = benchmarks.get(function.name)
+                        if benchmark is not None and benchmark.can_generate_input:
+                            inputs.append(await generate_inputs(benchmark, storage))
+                            input_functions.append(function.name)
+                    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+                    async with aiohttp.ClientSession(connector=connector) as session:
+                        deployment = Deployment(
+                            spec,
+                            engine,
+                            deployment_id,
+                            session,
+                            network_name,
+                            labels=labels,
+                            workdir=workdir,
+                            state_path=path,
+                            supervisor=supervisor,
+                            prepared=prepared,
+                            storage=storage,
+                        )
+                        deployment.benchmarks = benchmarks
+                        deployment.inputs = inputs
+                        deployment.input_functions = input_functions
+                        deployment.storage_info = storage.describe() if storage else None
+                        try:
+                            async with anyio.create_task_group() as tg:
+                                try:
+                                    await deployment._start_all(tg)
+                                except BaseExceptionGroup as group:
+                                    raise _unwrap(group) from None
+                                deployment._save()
+                                try:
+                                    yield deployment
+                                finally:
+                                    await deployment.stop()
+                                    tg.cancel_scope.cancel()
+                        except BaseExceptionGroup as group:
+                            raise _unwrap(group) from None
+                        finally:
+                            deployment._close_subscribers()
             finally:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(60):
                     await _sweep(engine, deployment_id, network_id, spec.remove_containers)

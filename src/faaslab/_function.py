@@ -74,6 +74,9 @@ class InstanceContext(msgspec.Struct, frozen=True, kw_only=True):
     binds: list[str] = []
     #: Labels every container of the deployment carries (owner, state file).
     labels: dict[str, str] = {}
+    #: The directory mounted as the function's code, when not ``spec.code``
+    #: (a SeBS benchmark's built package).
+    code: str | None = None
 
 
 def container_config(
@@ -102,7 +105,7 @@ def container_config(
         },
         "ExposedPorts": {f"{CONTAINER_PORT}/tcp": {}},
         "HostConfig": {
-            "Binds": [f"{spec.code_path}:/function/function:ro", *ctx.binds],
+            "Binds": [f"{ctx.code or spec.code_path}:/function/function:ro", *ctx.binds],
             # Only on loopback, on a port the engine picks: nothing outside
             # this machine can reach a function, and parallel runs never clash.
             "PortBindings": {f"{CONTAINER_PORT}/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from ._errors import SpecError
+from ._storage._spec import StorageSpec
 
 __all__ = ("DeploymentSpec", "FunctionSpec", "load_deployment_spec")
 
@@ -86,6 +87,9 @@ class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
         if not code.is_dir():
             raise SpecError(f"code: {self.code!r} is not a directory")
         function_py = code / "function.py"
+        if not function_py.is_file() and (code / "config.json").is_file():
+            # A SeBS benchmark directory: its function lives in python/.
+            function_py = code / "python" / "function.py"
         if not function_py.is_file():
             raise SpecError(f"code: {self.code!r} has no function.py")
         _check_handler(function_py)
@@ -116,6 +120,11 @@ class DeploymentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     image: str = "faaslab/python:3.11"
     #: A fixed deployment id (default: generated).
     deployment_id: str | None = None
+    #: Object storage for the functions (MINIO_* in their environment).
+    storage: StorageSpec = StorageSpec()
+    #: For SeBS benchmark directories: the input size and the benchmark data.
+    sebs_size: str = "test"
+    data_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not self.functions:
@@ -137,6 +146,8 @@ class DeploymentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             raise SpecError(f"stop_grace_s: {self.stop_grace_s}; must be >= 0")
         if self.max_restarts < 0:
             raise SpecError(f"max_restarts: {self.max_restarts}; must be >= 0")
+        if self.sebs_size not in ("test", "small", "large"):
+            raise SpecError(f"sebs_size: {self.sebs_size!r}; SeBS sizes are test, small, large")
         if self.deployment_id is not None and not _NAME.match(self.deployment_id):
             raise SpecError(f"deployment_id: {self.deployment_id!r} is not a valid id")
 

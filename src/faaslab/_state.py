@@ -118,6 +118,8 @@ class DeploymentState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=F
     spec: dict[str, Any] = {}
     functions: list[FunctionRecord] = []
     inputs: list[Any] = []
+    #: The function each entry of ``inputs`` belongs to (faaslab's; SeBS has one).
+    input_functions: list[str] = []
     storage: dict[str, Any] | None = None
     supervisor: SupervisorRecord | None = None
     sampling: SamplingRecord | None = None

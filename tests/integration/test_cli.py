@@ -214,3 +214,43 @@ def test_refusals_before_anything_is_created(
     stopped = faaslab("stop", str(out), str(tmp_path / "stats.json"))
     assert stopped.returncode == 0
     assert "sampling was off" in stopped.stdout
+
+
+SEBS = Path(__file__).parents[1] / "data" / "sebs"
+
+
+def test_a_sebs_benchmark_end_to_end(
+    tmp_path: Path, deployment_id: str, started: list[Path]
+) -> None:
+    """SeBS's layout, storage, inputs, a requirement and validation, through the CLI."""
+    out = tmp_path / "out.json"
+    started.append(out)
+    result = faaslab(
+        "start",
+        str(SEBS / "900.storage-roundtrip"),
+        str(SEBS / "910.requirement"),
+        "--size",
+        "test",
+        "--data-dir",
+        str(SEBS / "benchmarks-data" / "900.storage-roundtrip"),
+        "--measure-interval",
+        "1",
+        "--id",
+        deployment_id,
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    state = json.loads(out.read_text())
+    assert state["storage"]["type"] == "minio"
+    assert state["inputs"][0]["bucket"]["input"] == "900.storage-roundtrip-0-input"
+    roundtrip = faaslab("invoke", str(out), "900.storage-roundtrip", "--input", "0", "--validate")
+    assert roundtrip.returncode == 0, roundtrip.stdout + roundtrip.stderr
+    line = json.loads(roundtrip.stdout)
+    assert line["validation"] == {"status": "valid", "reason": None}
+    requirement = faaslab("invoke", str(out), "910.requirement", "--event", '{"n": 21}')
+    assert requirement.returncode == 0, requirement.stderr
+    assert json.loads(requirement.stdout)["output"]["result"]["doubled"] == 42
+    stats = tmp_path / "memory_stats.json"
+    assert faaslab("stop", str(out), str(stats)).returncode == 0
+    assert len(json.loads(stats.read_text())) == 3  # two containers + precision_errors

@@ -14,6 +14,7 @@ from faaslab._deployment import open_deployment
 from faaslab._engine import Engine
 from faaslab._messages import DeploymentEvent
 from faaslab._spec import DeploymentSpec, FunctionSpec
+from faaslab._storage import StorageSpec
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -47,6 +48,7 @@ async def wait_for_event(events: AsyncIterable[DeploymentEvent], name: str) -> N
 
 
 def spec_for(deployment_id: str, *functions: FunctionSpec, **options: object) -> DeploymentSpec:
+    options.setdefault("storage", StorageSpec(kind="none"))
     return DeploymentSpec(functions=list(functions), deployment_id=deployment_id, **options)  # type: ignore[arg-type]
 
 
