@@ -8,6 +8,7 @@ memory statistics it wrote (SeBS's file and the typed report).
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
 import tempfile
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import anyio
 
-from ._deployment import open_deployment
+from ._deployment import Deployment, open_deployment
 from ._doctor import run_checks
 from ._spec import DeploymentSpec, FunctionSpec
 
@@ -25,6 +26,25 @@ __all__ = ("run_demo",)
 
 def _mb(value: float | None) -> str:
     return "-" if value is None else f"{value / 1e6:7.1f} MB"
+
+
+async def _storage_roundtrip(dep: Deployment) -> None:
+    """Stage an input in the deployment's S3 store; the function reads it and writes back."""
+    assert dep.storage is not None
+    print(
+        f"\n== storage: {dep.storage.kind} at {dep.storage.host_endpoint} "
+        f"(functions use {dep.storage.function_address})"
+    )
+    data = hashlib.sha256(b"faaslab").digest() * 32768  # 1 MiB
+    await dep.storage.create_bucket("demo")
+    await dep.storage.upload_bytes("demo", "input.bin", data)
+    inv = await dep.invoke("demo", {"bucket": "demo", "key": "input.bin"})
+    same = inv.output["sha256"] == hashlib.sha256(data).hexdigest()
+    print(
+        f"  uploaded demo/input.bin (1 MiB); the function read it (sha256 "
+        f"{'matches' if same else 'DIFFERS'}) and wrote {inv.output['written']}"
+    )
+    print(f"  bucket demo now holds: {', '.join(await dep.storage.list_objects('demo'))}")
 
 
 async def run_demo(output_dir: Path) -> int:
@@ -52,7 +72,10 @@ async def run_demo(output_dir: Path) -> int:
     output_dir.mkdir(parents=True, exist_ok=True)
     stats_path = output_dir / "memory_stats.json"
     try:
-        print("\n== deployment: 2 instances of the demo function, memory sampled every 1 ms")
+        print(
+            "\n== deployment: 2 instances of the demo function, memory sampled every 1 ms, "
+            "an S3 store (SeaweedFS)"
+        )
         async with open_deployment(spec, state_path=output_dir / "out.json") as dep:
             for inst in dep.instances():
                 print(f"  {inst.name}  http://{inst.sebs_url}/  ready in {inst.start_s:.2f} s")
@@ -67,6 +90,8 @@ async def run_demo(output_dir: Path) -> int:
                     f"{inv.latency_s * 1e3:>6.1f} ms {inv.compute_time_us / 1e3:>6.1f} ms "
                     f"{_mb(inv.memory_before_bytes):>14} {_mb(inv.memory_peak_bytes):>13}"
                 )
+            if dep.storage is not None:
+                await _storage_roundtrip(dep)
             report = await dep.stop(stats_path)
         print(f"\n== memory statistics: {stats_path} (SeBS's shape) and memory_report.json")
         assert report is not None
