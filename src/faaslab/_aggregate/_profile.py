@@ -2,7 +2,9 @@
 
 Constant memory for any run length; append-only and flushed per batch, so a
 crash loses at most the batch being written. The reader streams it back per
-key, chunk by chunk, never holding a whole profile.
+key, chunk by chunk, never holding a whole profile: it first indexes the
+record headers (16 bytes per record of up to 256 samples), then reads each
+record's payload with one pread.
 
 File format (all integers little-endian)::
 
@@ -34,7 +36,6 @@ MAGIC = b"FLPROF\x00\x01"
 _KEY_RECORD = struct.Struct("<cIH")
 _SAMPLES_RECORD = struct.Struct("<cII")
 _KEY_TAG, _SAMPLES_TAG = b"K", b"S"
-_READ_BUFFER = 1024 * 1024
 _BIG_ENDIAN_HOST = sys.byteorder == "big"
 
 
@@ -113,92 +114,106 @@ class ProfileWriter:
         self.close()
 
 
-class _Record(NamedTuple):
-    key_index: int
-    samples: int
-    times: array[int] | None  # None when the payload was skipped
-    values: array[int] | None
-    end: int  # file offset just past this record
+class _Index(NamedTuple):
+    """Where the samples records are, in file order (16 bytes per record of
+    up to 256 samples: ~0.06 byte per sample)."""
+
+    names: list[str]
+    record_keys: array[int]  # index into names
+    offsets: array[int]  # file offset of the times payload
+    counts: array[int]  # samples in the record
+    end: int  # just past the last complete record
+    size: int  # file size when indexed
 
 
 class ProfileReader:
-    """Streams a profile file back. Each method makes one pass over the file,
-    reading the payloads it needs and seeking over the others."""
+    """Streams a profile file back, per key, chunk by chunk.
+
+    A first use indexes the file (record headers only, read with pread);
+    payloads are then read one record at a time."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         with open(self.path, "rb") as file:
             if file.read(len(MAGIC)) != MAGIC:
                 raise ValueError(f"{self.path} is not a faaslab profile (version 1)")
+        self._index: _Index | None = None
 
     def keys(self) -> list[str]:
         """Keys in the order they first appeared."""
-        names: list[str] = []
-        for _ in self._scan(names, wanted=None):
-            pass
-        return names
+        return list(self._current_index().names)
 
     def count(self, key: str) -> int:
-        """Number of samples of `key` (reads record headers only)."""
-        names: list[str] = []
-        return sum(r.samples for r in self._scan(names, wanted=None) if names[r.key_index] == key)
+        """Number of samples of `key`."""
+        index = self._current_index()
+        if key not in index.names:
+            return 0
+        wanted = index.names.index(key)
+        return sum(n for k, n in zip(index.record_keys, index.counts, strict=True) if k == wanted)
 
     def chunks(self, key: str | None = None) -> Iterator[ProfileChunk]:
         """The stored chunks, of one key or of all keys, in file order."""
-        names: list[str] = []
-        for record in self._scan(names, wanted=key, all_keys=key is None):
-            if record.times is not None and record.values is not None:
-                yield ProfileChunk(names[record.key_index], record.times, record.values)
+        for name, payload, n in self._payloads(key, times=True):
+            yield ProfileChunk(name, _int64_array(payload[: 8 * n]), _int64_array(payload[8 * n :]))
 
     def values(self, key: str) -> Iterator[array[int]]:
-        """The bytes of `key`'s samples, chunk by chunk."""
-        for chunk in self.chunks(key):
-            yield chunk.values
+        """The bytes of `key`'s samples, chunk by chunk (the times are not read)."""
+        for _, payload, _ in self._payloads(key, times=False):
+            yield _int64_array(payload)
+
+    def _payloads(self, key: str | None, *, times: bool) -> Iterator[tuple[str, bytes, int]]:
+        index = self._current_index()
+        if key is not None and key not in index.names:
+            return
+        wanted = None if key is None else index.names.index(key)
+        with open(self.path, "rb", buffering=0) as file:
+            fd = file.fileno()
+            for k, offset, n in zip(index.record_keys, index.offsets, index.counts, strict=True):
+                if wanted is None or k == wanted:
+                    if times:
+                        yield index.names[k], os.pread(fd, 16 * n, offset), n
+                    else:
+                        yield index.names[k], os.pread(fd, 8 * n, offset + 8 * n), n
 
     def valid_length(self) -> int:
         """Bytes up to the end of the last complete record."""
-        end = len(MAGIC)
-        for record in self._scan([], wanted=None):
-            end = record.end
-        return end
+        return self._current_index().end
 
-    def _scan(
-        self, names: list[str], *, wanted: str | None, all_keys: bool = False
-    ) -> Iterator[_Record]:
-        """Every complete record; key records yield count 0. Fills `names`.
-        Stops quietly at a truncated or corrupt tail."""
-        with open(self.path, "rb", buffering=_READ_BUFFER) as file:
-            size = os.fstat(file.fileno()).st_size
-            file.seek(len(MAGIC))
-            while True:
-                tag = file.read(1)
-                if tag == _KEY_TAG:
-                    head = file.read(_KEY_RECORD.size - 1)
-                    if len(head) < _KEY_RECORD.size - 1:
-                        return
-                    _, index, length = _KEY_RECORD.unpack(tag + head)
-                    name = file.read(length)
-                    if len(name) < length or index != len(names):
-                        return
+    def _current_index(self) -> _Index:
+        size = self.path.stat().st_size
+        if self._index is None or self._index.size != size:
+            self._index = self._build_index()
+        return self._index
+
+    def _build_index(self) -> _Index:
+        """One walk over the record headers; stops quietly at a truncated or
+        corrupt tail (a crash mid-write)."""
+        names: list[str] = []
+        record_keys, offsets, counts = array("I"), array("q"), array("I")
+        with open(self.path, "rb", buffering=0) as file:
+            fd = file.fileno()
+            size = os.fstat(fd).st_size
+            position = len(MAGIC)
+            while position < size:
+                head = os.pread(fd, 64, position)
+                tag = head[:1]
+                if tag == _KEY_TAG and len(head) >= _KEY_RECORD.size:
+                    _, key_index, length = _KEY_RECORD.unpack_from(head)
+                    start = position + _KEY_RECORD.size
+                    name = os.pread(fd, length, start)
+                    if len(name) < length or key_index != len(names):
+                        break
                     names.append(name.decode())
-                    yield _Record(index, 0, None, None, file.tell())
-                elif tag == _SAMPLES_TAG:
-                    head = file.read(_SAMPLES_RECORD.size - 1)
-                    if len(head) < _SAMPLES_RECORD.size - 1:
-                        return
-                    _, index, n = _SAMPLES_RECORD.unpack(tag + head)
-                    if index >= len(names):
-                        return  # samples of an undeclared key: corrupt
-                    payload = 8 * n
-                    end = file.tell() + 2 * payload
-                    if end > size:
-                        return  # truncated by a crash
-                    if all_keys or names[index] == wanted:
-                        times = _int64_array(file.read(payload))
-                        values = _int64_array(file.read(payload))
-                        yield _Record(index, n, times, values, end)
-                    else:
-                        file.seek(end)
-                        yield _Record(index, n, None, None, end)
+                    position = start + length
+                elif tag == _SAMPLES_TAG and len(head) >= _SAMPLES_RECORD.size:
+                    _, key_index, n = _SAMPLES_RECORD.unpack_from(head)
+                    start = position + _SAMPLES_RECORD.size
+                    if key_index >= len(names) or start + 16 * n > size:
+                        break  # an undeclared key, or a torn payload
+                    record_keys.append(key_index)
+                    offsets.append(start)
+                    counts.append(n)
+                    position = start + 16 * n
                 else:
-                    return  # end of file, or garbage after a crash
+                    break  # garbage, or a torn header
+        return _Index(names, record_keys, offsets, counts, position, size)

@@ -15,15 +15,15 @@ from ._cgroup import (
     describe_host_cgroups,
     find_memory_files,
 )
-from ._client import (
+from ._client import SamplingProcess
+from ._peak import PeakWatermark, read_kernel_peak, reset_peak
+from ._subscription import (
     KeyStatistics,
     SampleBatch,
     SampleSubscription,
     SamplingEnd,
-    SamplingProcess,
     SamplingStatistics,
 )
-from ._peak import PeakWatermark, read_kernel_peak, reset_peak
 
 __all__ = (
     "HostCgroups",

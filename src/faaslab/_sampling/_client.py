@@ -19,9 +19,10 @@ its own output buffer (non-blocking writes; up to 64 MiB, over a minute of
 32 files at 1 ms). Only beyond that does it block, and the deadlines it
 loses meanwhile are counted as late, so the damage shows in the figures.
 We prefer this to dropping (silent loss) or an unbounded buffer in the pump
-(memory growth inside the event loop). A consumer that leaves must say so:
-``await sub.aclose()`` (batches for it are then dropped and counted) and
-``await proc.unregister(key)`` (the worker stops reading the file).
+(memory growth inside the event loop). A consumer that leaves should say so:
+``await proc.unregister(key)`` (the worker stops reading the file) and
+``await sub.aclose()`` or simply dropping the subscription (its batches are
+then dropped and counted, never waited for).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from array import array
+import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,7 +41,7 @@ import anyio
 import anyio.abc
 import msgspec
 import structlog
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from .._errors import SamplingError
 from ._protocol import (
@@ -59,126 +60,20 @@ from ._protocol import (
     encode_frame,
     unpack_int64,
 )
-
-__all__ = (
-    "KeyStatistics",
-    "SampleBatch",
-    "SampleSubscription",
-    "SamplingEnd",
-    "SamplingProcess",
-    "SamplingStatistics",
+from ._subscription import (
+    KeyStatistics,
+    SampleBatch,
+    SampleSubscription,
+    SamplingEnd,
+    SamplingStatistics,
 )
+
+__all__ = ("SamplingProcess",)
 
 log = structlog.get_logger()
 
 _STDERR_LINES = 40
 _READ_SIZE = 1024 * 1024
-
-
-class SampleBatch(msgspec.Struct, frozen=True):
-    """Consecutive samples of one key. The arrays have equal lengths."""
-
-    key: str
-    #: time.monotonic_ns() at each read.
-    times: array[int]
-    #: Bytes read (the cgroup's usage, page cache included).
-    values: array[int]
-    #: Read time minus its deadline, ns.
-    lateness: array[int]
-    #: Deadlines of this stretch not met within one interval (late + skipped).
-    late: int
-    #: Deadlines skipped without a sample because the worker fell behind.
-    skipped: int
-
-
-class SamplingEnd(msgspec.Struct, frozen=True):
-    """Why and after how much a subscription ended."""
-
-    key: str
-    #: "cgroup removed", "file removed", "unregistered", "shutdown",
-    #: "sampling process stopped", "sampling process died", ...
-    reason: str
-    samples: int
-    late: int
-    skipped: int
-
-
-class KeyStatistics(msgspec.Struct, frozen=True):
-    key: str
-    batches: int
-    samples: int
-    late: int
-    skipped: int
-    #: Batches dropped because the subscriber had closed its end.
-    dropped_batches: int
-    ended: bool
-
-
-class SamplingStatistics(msgspec.Struct, frozen=True):
-    """An immutable snapshot of a SamplingProcess."""
-
-    pid: int | None
-    priority: str | None
-    running: bool
-    keys: tuple[KeyStatistics, ...]
-
-
-class SampleSubscription:
-    """The batches of one registered file, as an async iterator.
-
-    Iteration ends when the worker stops sampling the file (the container's
-    cgroup went away, unregister, shutdown); :attr:`end` then says why.
-    """
-
-    def __init__(
-        self,
-        key: str,
-        path: str,
-        interval_ms: float,
-        receive: MemoryObjectReceiveStream[SampleBatch],
-    ) -> None:
-        self.key = key
-        self.path = path
-        self.interval_ms = interval_ms
-        #: Deadlines are t0_ns + k * interval (monotonic clock), set once registered.
-        self.t0_ns: int | None = None
-        #: Set when the stream has ended.
-        self.end: SamplingEnd | None = None
-        self._receive = receive
-        self._leftover: deque[SampleBatch] = deque()
-
-    def __aiter__(self) -> SampleSubscription:
-        return self
-
-    async def __anext__(self) -> SampleBatch:
-        if self._leftover:
-            return self._leftover.popleft()
-        try:
-            return await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            self._receive.close()
-            raise StopAsyncIteration from None
-
-    async def aclose(self) -> None:
-        """Stop receiving: further batches for this key are dropped (and counted)."""
-        await self._receive.aclose()
-
-    def _end_stream(self) -> None:
-        """At the end (the pump has closed its side): keep what is still
-        buffered and close the stream, so no stream outlives its data."""
-        while True:
-            try:
-                self._leftover.append(self._receive.receive_nowait())
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                break
-        self._receive.close()
-
-    def __del__(self) -> None:
-        # The subscription owns its stream: nothing else could ever read it.
-        self._receive.close()
-
-    def __repr__(self) -> str:
-        return f"<SampleSubscription {self.key!r} {self.path} every {self.interval_ms} ms>"
 
 
 class _KeyState:
@@ -188,6 +83,7 @@ class _KeyState:
         "batches",
         "dropped",
         "ended",
+        "key",
         "late",
         "refusal",
         "registered",
@@ -200,7 +96,10 @@ class _KeyState:
     def __init__(
         self, subscription: SampleSubscription, send: MemoryObjectSendStream[SampleBatch]
     ) -> None:
-        self.subscription = subscription
+        self.key = subscription.key
+        # Weak: a subscription its consumer dropped is collected, which closes
+        # its stream, so the pump drops its batches instead of waiting forever.
+        self.subscription = weakref.ref(subscription)
         self.send = send
         self.registered = anyio.Event()
         self.refusal: str | None = None
@@ -319,18 +218,23 @@ class SamplingProcess:
             state.ended = True
             send.close()
             receive.close()
+            if state.refusal is None:  # it may yet start: make sure it stops
+                with contextlib.suppress(SamplingError):
+                    await self._send_command(Unregister(key=key))
             why = state.refusal or f"no answer within {self._register_timeout} s"
             raise SamplingError(f"cannot sample {path} for {key!r}: {why}")
         return subscription
 
     async def unregister(self, key: str) -> None:
         """Stop sampling `key`. Returns at once; the subscription delivers its
-        last batches and then ends with reason "unregistered"."""
+        last batches and then ends with reason "unregistered". A no-op for a
+        key that has ended, or once the process is stopping or gone (its
+        subscriptions end anyway): safe in any teardown."""
         state = self._keys.get(key)
-        if state is None or state.ended:
+        if state is None or state.ended or self._stopping:
             return
-        self._require_running()
-        await self._send_command(Unregister(key=key))
+        with contextlib.suppress(SamplingError):
+            await self._send_command(Unregister(key=key))
 
     def statistics(self) -> SamplingStatistics:
         keys = tuple(
@@ -362,8 +266,7 @@ class SamplingProcess:
                     chunk = await process.stdout.receive(_READ_SIZE)
                 except (anyio.EndOfStream, anyio.BrokenResourceError):
                     await self._raise_died(process, before_hello=True)
-                for body in self._frames.feed(chunk):
-                    event = decode_event(body)
+                for event in self._decode(chunk):
                     if not isinstance(event, Hello):
                         raise SamplingError(f"sampling process spoke before hello: {event!r}")
                     self._hello = event
@@ -382,8 +285,14 @@ class SamplingProcess:
                 chunk = await process.stdout.receive(_READ_SIZE)
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 return
-            for body in self._frames.feed(chunk):
-                await self._dispatch(decode_event(body), blocking=blocking)
+            for event in self._decode(chunk):
+                await self._dispatch(event, blocking=blocking)
+
+    def _decode(self, chunk: bytes) -> list[WorkerEvent]:
+        try:
+            return [decode_event(body) for body in self._frames.feed(chunk)]
+        except (msgspec.DecodeError, ValueError) as exc:  # a bug, not bad luck
+            raise SamplingError(f"corrupt frame from the sampling process: {exc}") from exc
 
     async def _dispatch(self, event: WorkerEvent, *, blocking: bool) -> None:
         match event:
@@ -407,7 +316,9 @@ class SamplingProcess:
             case Registered(key=key, t0_ns=t0):
                 state = self._keys.get(key)
                 if state is not None:
-                    state.subscription.t0_ns = t0
+                    subscription = state.subscription()
+                    if subscription is not None:
+                        subscription.t0_ns = t0
                     state.registered.set()
             case Refused(key=key, error=error):
                 state = self._keys.get(key)
@@ -434,10 +345,12 @@ class SamplingProcess:
 
     def _finish(self, state: _KeyState, end: SamplingEnd) -> None:
         state.ended = True
-        state.subscription.end = end
         state.registered.set()  # a register() still waiting gives up
         state.send.close()
-        state.subscription._end_stream()
+        subscription = state.subscription()
+        if subscription is not None:
+            subscription.end = end
+            subscription._end_stream()
 
     # -- commands, stderr, stopping ------------------------------------------------
 
@@ -508,9 +421,7 @@ class SamplingProcess:
         reason = "sampling process died" if died else "sampling process stopped"
         for state in self._keys.values():
             if not state.ended:
-                end = SamplingEnd(
-                    state.subscription.key, reason, state.samples, state.late, state.skipped
-                )
+                end = SamplingEnd(state.key, reason, state.samples, state.late, state.skipped)
                 self._finish(state, end)
         log.info("sampler.stopped", pid=process.pid, returncode=process.returncode)
 
