@@ -32,6 +32,18 @@ from ._errors import (
     StorageError,
     SystemSetupError,
 )
+from ._experiment import (
+    ExperimentDeployment,
+    ExperimentResult,
+    ExperimentSpec,
+    ExperimentSummary,
+    InvocationRecord,
+    Progress,
+    Workload,
+    load_experiment_spec,
+    read_records,
+    run_experiment,
+)
 from ._function import Instance
 from ._invocation import Invocation, RemoteError
 from ._messages import (
@@ -54,6 +66,10 @@ __all__ = (
     "DeploymentStopped",
     "EngineError",
     "EngineUnreachable",
+    "ExperimentDeployment",
+    "ExperimentResult",
+    "ExperimentSpec",
+    "ExperimentSummary",
     "FaaslabError",
     "FunctionFailed",
     "FunctionFailedEvent",
@@ -74,8 +90,10 @@ __all__ = (
     "InstanceStatistics",
     "Invocation",
     "InvocationError",
+    "InvocationRecord",
     "InvocationTimeout",
     "MemoryReport",
+    "Progress",
     "RemoteError",
     "RequirementsError",
     "SamplerLagging",
@@ -84,6 +102,10 @@ __all__ = (
     "StateError",
     "StorageError",
     "SystemSetupError",
+    "Workload",
     "load_deployment_spec",
+    "load_experiment_spec",
     "open_deployment",
+    "read_records",
+    "run_experiment",
 )

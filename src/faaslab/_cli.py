@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -213,6 +215,10 @@ def _parser() -> argparse.ArgumentParser:
     gc.add_argument("--yes", action="store_true", help="do not ask")
     gc.set_defaults(handler=c.cmd_gc)
 
+    from ._experiment_cli import add_experiment_commands
+
+    add_experiment_commands(commands)
+
     demo = commands.add_parser("demo", help="doctor, a real deployment, invocations, memory stats")
     demo.add_argument(
         "-o",
@@ -232,6 +238,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # SIGTERM stops a command as Ctrl-C does: the event loop cancels its main
+    # task, so every open deployment tears down and what was recorded is kept.
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     configure_logging(args.log_format, args.debug)
     handler: Handler = args.handler
     try:
