@@ -33,9 +33,16 @@ def median(values: list[float]) -> float:
 
 
 def quiet_logs() -> None:
-    """Only warnings from faaslab while a benchmark prints its table."""
+    """Only warnings from faaslab while a benchmark prints its table.
+
+    Also makes SIGTERM stop a benchmark as Ctrl-C does (the event loop cancels
+    its main task), so a killed benchmark still removes its containers.
+    """
     import logging
+    import os
+    import signal
 
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))

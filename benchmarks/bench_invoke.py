@@ -23,6 +23,7 @@ import anyio
 from _common import function_dir, percentile, quiet_logs
 from faaslab._deployment import Deployment, open_deployment
 from faaslab._spec import DeploymentSpec, FunctionSpec
+from faaslab._storage import StorageSpec
 
 SOURCE = "def handler(event):\n    return event\n"
 EVENT = {"payload": "x" * 64, "n": 1}
@@ -82,7 +83,8 @@ async def main() -> None:
     quiet_logs()
     code = function_dir(SOURCE)
     spec = DeploymentSpec(
-        functions=[FunctionSpec(name="bench", code=str(code), instances=args.instances)]
+        functions=[FunctionSpec(name="bench", code=str(code), instances=args.instances)],
+        storage=StorageSpec(kind="none"),
     )
     async with (
         open_deployment(spec) as dep,

@@ -28,6 +28,7 @@ from faaslab._deployment import open_deployment
 from faaslab._engine import Engine, open_engine
 from faaslab._function import InstanceContext, _host_port, container_config
 from faaslab._spec import DeploymentSpec, FunctionSpec
+from faaslab._storage import StorageSpec
 
 SOURCE = "def handler(event):\n    return event\n"
 
@@ -89,7 +90,9 @@ async def raw_start(engine: Engine, spec: FunctionSpec, n: int, *, concurrent: b
 
 async def faaslab_start(spec: FunctionSpec, n: int) -> float:
     deployment = DeploymentSpec(
-        functions=[FunctionSpec(name=spec.name, code=spec.code, instances=n)], stop_grace_s=1
+        functions=[FunctionSpec(name=spec.name, code=spec.code, instances=n)],
+        stop_grace_s=1,
+        storage=StorageSpec(kind="none"),  # instances only: the floor starts no storage
     )
     started = time.perf_counter()
     async with open_deployment(deployment):

@@ -88,8 +88,8 @@ class Engine:
 
     # -- images --------------------------------------------------------------
 
-    async def image_labels(self, image: str) -> dict[str, str] | None:
-        """Labels of ``image``, or None when the engine does not have it."""
+    async def inspect_image(self, image: str) -> dict[str, Any] | None:
+        """The image's inspect document, or None when the engine does not have it."""
         try:
             data = await self.client.images.inspect(image)
         except aiodocker.DockerError as exc:
@@ -98,6 +98,13 @@ class Engine:
             raise self.translate(exc, f"inspect image {image}") from exc
         except Exception as exc:
             raise self.translate(exc, f"inspect image {image}") from exc
+        return dict(data)
+
+    async def image_labels(self, image: str) -> dict[str, str] | None:
+        """Labels of ``image``, or None when the engine does not have it."""
+        data = await self.inspect_image(image)
+        if data is None:
+            return None
         labels = (data.get("Config") or {}).get("Labels") or {}
         return {str(k): str(v) for k, v in labels.items()}
 
@@ -285,15 +292,8 @@ class Engine:
 
     async def image_id(self, image: str) -> str | None:
         """The image's content id (``sha256:...``), or None when the engine does not have it."""
-        try:
-            data = await self.client.images.inspect(image)
-        except aiodocker.DockerError as exc:
-            if exc.status == 404:
-                return None
-            raise self.translate(exc, f"inspect image {image}") from exc
-        except Exception as exc:
-            raise self.translate(exc, f"inspect image {image}") from exc
-        return str(data.get("Id", "")) or None
+        data = await self.inspect_image(image)
+        return str(data.get("Id", "")) or None if data is not None else None
 
     async def pull_image(self, image: str) -> None:
         """Pull ``image`` from its registry; the engine's refusal becomes an EngineError."""

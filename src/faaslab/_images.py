@@ -162,11 +162,7 @@ async def _status(engine: Engine, name: str, inputs: str) -> ImageStatus:
 
 
 async def _image_id(engine: Engine, name: str) -> str:
-    try:
-        data = await engine.client.images.inspect(name)
-    except aiodocker.DockerError:
-        return ""
-    return str(data.get("Id", ""))
+    return await engine.image_id(name) or ""
 
 
 async def image_statuses(engine: Engine, *, base: str | None = None) -> list[ImageStatus]:
