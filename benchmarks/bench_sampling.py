@@ -47,6 +47,7 @@ from pathlib import Path
 import anyio
 import msgspec
 
+from _common import quiet_logs
 from faaslab._aggregate import MemoryAggregate
 from faaslab._sampling import SamplingProcess, find_memory_files
 
@@ -333,6 +334,7 @@ def main() -> None:
     parser.add_argument("--sebs-max", type=int, default=4, help="containers for SeBS's method")
     parser.add_argument("--sebs-duration", type=float, default=5.0)
     parser.add_argument("--holder-mb", type=float, default=4.0)
+    quiet_logs()
     parser.add_argument("--json", action="store_true", help="also print the raw figures")
     args = parser.parse_args()
     counts = [int(c) for c in args.counts.split(",")]

@@ -213,6 +213,12 @@ def _parser() -> argparse.ArgumentParser:
 
     gc = commands.add_parser("gc", help="remove what belongs to deployments whose owner is gone")
     gc.add_argument("--yes", action="store_true", help="do not ask")
+    gc.add_argument(
+        "ids",
+        nargs="*",
+        metavar="DEPLOYMENT_ID",
+        help="only these deployments (default: every orphaned one)",
+    )
     gc.set_defaults(handler=c.cmd_gc)
 
     from ._experiment_cli import add_experiment_commands

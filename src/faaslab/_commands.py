@@ -455,7 +455,11 @@ def cmd_ps(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> int:
     async def collect() -> int:
         async with open_engine() as engine:
-            orphans = [d for d in await find_deployments(engine) if not d.owner_alive]
+            orphans = [
+                d
+                for d in await find_deployments(engine)
+                if not d.owner_alive and (not args.ids or d.deployment_id in args.ids)
+            ]
             if not orphans:
                 print("nothing to collect: every deployment has a live owner")
                 return 0

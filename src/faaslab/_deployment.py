@@ -41,6 +41,7 @@ from ._errors import (
     SpecError,
 )
 from ._function import ExitInfo, Instance, InstanceContext, open_instance
+from ._groups import first_error as _unwrap
 from ._invocation import Invocation
 from ._measure import Measurement, MeasurementRecord, container_pid
 from ._messages import (
@@ -714,29 +715,6 @@ async def _sweep(engine: Engine, deployment_id: str, network_id: str, remove: bo
         log.warning("deployment.swept", deployment=deployment_id, container=container["Id"][:12])
         await engine.remove_container(container["Id"])
     await engine.remove_network(network_id)
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return found
-
-
-def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error a user should see from a group: the first faaslab error, else the group.
-
-    Task groups wrap errors; a failed start should read as the one instance
-    that failed, not as a tree of cancellations.
-    """
-    leaves = _leaves(group)
-    for leaf in leaves:
-        if isinstance(leaf, FaaslabError):
-            return leaf
-    non_cancel = [e for e in leaves if not isinstance(e, anyio.get_cancelled_exc_class())]
-    if len(non_cancel) == 1:
-        return non_cancel[0]
-    return group
 
 
 @asynccontextmanager

@@ -16,6 +16,7 @@ import anyio
 import msgspec
 
 from ._engine import Engine
+from ._groups import first_error
 from ._requirements import install_requirements
 from ._sebs import SebsBenchmark, build_package, is_sebs_benchmark, load_benchmark
 from ._spec import DeploymentSpec, FunctionSpec
@@ -66,7 +67,10 @@ async def prepare_functions(
             binds.append(f"{installed}:{PACKAGES_MOUNT}:ro")
         prepared[function.name] = PreparedFunction(code=str(code), binds=binds)
 
-    async with anyio.create_task_group() as tg:
-        for function in spec.functions:
-            tg.start_soon(one, function)
+    try:
+        async with anyio.create_task_group() as tg:
+            for function in spec.functions:
+                tg.start_soon(one, function)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
     return prepared, benchmarks

@@ -254,3 +254,72 @@ def test_a_sebs_benchmark_end_to_end(
     stats = tmp_path / "memory_stats.json"
     assert faaslab("stop", str(out), str(stats)).returncode == 0
     assert len(json.loads(stats.read_text())) == 3  # two containers + precision_errors
+
+
+def test_up_serves_until_sigint_then_writes_the_stats(
+    tmp_path: Path, make_function: Callable[..., Path], deployment_id: str
+) -> None:
+    a = make_function("fa", FUNCTION)
+    out = tmp_path / "up.json"
+    command = [
+        sys.executable,
+        "-m",
+        "faaslab",
+        "up",
+        str(a),
+        "--measure-interval",
+        "1",
+        "--storage",
+        "none",
+        "--id",
+        deployment_id,
+        "-o",
+        str(out),
+    ]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()  # the table: blocks until the deployment is ready
+            assert line.startswith("fa-0"), line
+            assert line.split()[1].startswith("http://127.0.0.1:")
+            invoked = faaslab("invoke", str(out), "fa", "--event", '{"mb": 1}')
+            assert invoked.returncode == 0, invoked.stderr
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+    stats = json.loads((tmp_path / "memory_stats.json").read_text())
+    assert len(stats) == 2
+    assert json.loads(out.read_text())["status"] == "stopped"
+
+
+def test_gc_removes_what_an_orphaned_deployment_left(
+    tmp_path: Path,
+    make_function: Callable[..., Path],
+    deployment_id: str,
+    started: list[Path],
+) -> None:
+    a = make_function("fa", FUNCTION)
+    out = tmp_path / "out.json"
+    started.append(out)
+    assert (
+        faaslab(
+            "start", str(a), "--storage", "none", "--id", deployment_id, "-o", str(out)
+        ).returncode
+        == 0
+    )
+    assert "live" in next(x for x in faaslab("ps").stdout.splitlines() if deployment_id in x)
+    os.kill(json.loads(out.read_text())["supervisor"]["pid"], signal.SIGKILL)
+    listed = next(x for x in faaslab("ps").stdout.splitlines() if deployment_id in x)
+    assert "orphaned" in listed
+    # Only this test's deployment: other orphans on a shared engine are not ours.
+    refused = faaslab("gc", deployment_id)  # no terminal, no --yes: removes nothing
+    assert refused.returncode == 2
+    assert deployment_id in faaslab("ps").stdout
+    collected = faaslab("gc", "--yes", deployment_id)
+    assert collected.returncode == 0
+    assert f"of {deployment_id}" in collected.stdout
+    assert deployment_id not in faaslab("ps").stdout
