@@ -52,6 +52,7 @@ from ._messages import (
     InstanceReady,
     InstanceRestarted,
     InstanceStarting,
+    SamplerLagging,
 )
 from ._owner import owner_token
 from ._prepare import PreparedFunction, prepare_functions
@@ -388,7 +389,8 @@ class Deployment:
         fields = msgspec.structs.asdict(event)
         fields.pop("at", None)
         name = type(event).__struct_config__.tag
-        level = "warning" if isinstance(event, InstanceExited | FunctionFailedEvent) else "info"
+        warn = InstanceExited | FunctionFailedEvent | SamplerLagging
+        level = "warning" if isinstance(event, warn) else "info"
         getattr(self._log, level)(str(name), **fields)
         for subscriber in list(self._subscribers):
             try:
@@ -527,11 +529,23 @@ class Deployment:
             interval_ms=self.spec.measure_interval_ms,
             profile=self._profile,
             single_call=instance.spec.concurrency == 1,
+            on_lagging=self._lagging,
         )
         pid = await container_pid(self.engine, instance.container_id)
         await self._tg.start(measurement.run, self.engine, self._sampler, pid)
         self._measurements.append(measurement)
         instance.memory = measurement
+
+    def _lagging(self, measurement: Measurement) -> None:
+        snapshot = measurement.aggregate
+        self._emit(
+            SamplerLagging(
+                at=time.time(),
+                instance=measurement.instance,
+                late=snapshot.late,
+                samples=snapshot.count,
+            )
+        )
 
     async def _run_sampler(self, *, task_status: TaskStatus[SamplingProcess]) -> None:
         assert self._sampler is not None

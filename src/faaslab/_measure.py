@@ -20,6 +20,7 @@ import os
 import time
 from array import array
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Literal
 
 import anyio
@@ -42,6 +43,8 @@ RECENT_SAMPLES = 8192
 WINDOW_WAIT_S = 0.2
 #: The stats API's own resolution: the daemon samples once a second.
 STATS_INTERVAL_S = 1.0
+#: At most one sampler.lagging event per instance per this many ns.
+LAGGING_EVERY_NS = 1_000_000_000
 
 Source = Literal["cgroup", "docker-stats"]
 
@@ -83,6 +86,7 @@ class Measurement:
         interval_ms: float,
         profile: ProfileWriter,
         single_call: bool,
+        on_lagging: Callable[[Measurement], None] | None = None,
     ) -> None:
         self.function = function
         self.instance = instance
@@ -105,6 +109,8 @@ class Measurement:
         self._arrived = anyio.Event()
         self._done = anyio.Event()
         self._stop_requested = False
+        self._on_lagging = on_lagging
+        self._lagging_reported_ns = 0
         self._log = log.bind(function=function, instance=instance)
 
     # -- the actor -----------------------------------------------------------
@@ -141,6 +147,8 @@ class Measurement:
             async for batch in subscription:
                 self._take(batch.times, batch.values)
                 self.aggregate.add(batch)
+                if batch.late:
+                    self._report_lagging()
             self.end_reason = subscription.end.reason if subscription.end else "ended"
         finally:
             self._close()
@@ -161,6 +169,13 @@ class Measurement:
             k += 1
             await anyio.sleep(max(0.0, start + k * STATS_INTERVAL_S - time.monotonic()))
         self.end_reason = "stopped"
+
+    def _report_lagging(self) -> None:
+        """Tell the deployment that deadlines were missed, at most once a second."""
+        now = time.monotonic_ns()
+        if self._on_lagging is not None and now - self._lagging_reported_ns >= LAGGING_EVERY_NS:
+            self._lagging_reported_ns = now
+            self._on_lagging(self)
 
     def _take(self, times: Any, values: Any) -> None:
         self._profile.append(self.container_id, times, values)
