@@ -25,8 +25,10 @@ __all__ = ("main",)
 Handler = Callable[[argparse.Namespace], int]
 
 
-def configure_logging(fmt: str, debug: bool) -> None:
-    level = logging.DEBUG if debug else logging.INFO
+def configure_logging(fmt: str, debug: bool, *, quiet: bool = False) -> None:
+    """Configure structlog; ``quiet`` keeps only warnings (for commands that draw
+    their own progress or tables on the terminal)."""
+    level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
     renderer: structlog.types.Processor = (
@@ -247,7 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM stops a command as Ctrl-C does: the event loop cancels its main
     # task, so every open deployment tears down and what was recorded is kept.
     signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
-    configure_logging(args.log_format, args.debug)
+    # Commands that print their own progress or tables keep the lifecycle log
+    # quiet on a terminal, so the two do not interleave.
+    quiet = args.command in ("run", "demo") and sys.stderr.isatty()
+    configure_logging(args.log_format, args.debug, quiet=quiet)
     handler: Handler = args.handler
     try:
         return handler(args)
