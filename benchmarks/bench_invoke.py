@@ -21,7 +21,8 @@ import aiohttp
 import anyio
 
 from _common import function_dir, percentile, quiet_logs
-from faaslab._deployment import Deployment, open_deployment
+from faaslab._deployment import Deployment
+from faaslab._open import open_deployment
 from faaslab._spec import DeploymentSpec, FunctionSpec
 from faaslab._storage import StorageSpec
 

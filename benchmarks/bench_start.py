@@ -24,9 +24,9 @@ import anyio
 
 from _common import function_dir, median, quiet_logs
 from faaslab import _labels
-from faaslab._deployment import open_deployment
 from faaslab._engine import Engine, open_engine
 from faaslab._function import InstanceContext, _host_port, container_config
+from faaslab._open import open_deployment
 from faaslab._spec import DeploymentSpec, FunctionSpec
 from faaslab._storage import StorageSpec
 

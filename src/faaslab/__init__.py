@@ -1,7 +1,7 @@
 """faaslab: run serverless functions locally in Docker and measure them.
 
-    async with faaslab.open_deployment(spec) as dep:
-        inv = await dep.invoke("fn", {"n": 1})
+async with faaslab.open_deployment(spec) as dep:
+    inv = await dep.invoke("fn", {"n": 1})
 """
 
 from ._aggregate import InstanceMemory, MemoryReport
@@ -10,7 +10,6 @@ from ._deployment import (
     DeploymentStatistics,
     FunctionStatistics,
     InstanceStatistics,
-    open_deployment,
 )
 from ._errors import (
     EngineError,
@@ -56,6 +55,7 @@ from ._messages import (
     InstanceStarting,
     SamplerLagging,
 )
+from ._open import open_deployment
 from ._spec import DeploymentSpec, FunctionSpec, load_deployment_spec
 
 __all__ = (

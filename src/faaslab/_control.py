@@ -28,9 +28,10 @@ import structlog
 from anyio.abc import SocketStream
 
 from ._aggregate import MemoryReport
-from ._deployment import Deployment, DeploymentStatistics, open_deployment
+from ._deployment import Deployment, DeploymentStatistics
 from ._errors import FaaslabError, StateError
 from ._invocation import Invocation
+from ._open import open_deployment
 from ._owner import owner_token
 from ._paths import state_dir
 from ._reporting import report_path_for

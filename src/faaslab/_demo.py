@@ -17,8 +17,9 @@ from pathlib import Path
 
 import anyio
 
-from ._deployment import Deployment, open_deployment
+from ._deployment import Deployment
 from ._doctor import run_checks
+from ._open import open_deployment
 from ._spec import DeploymentSpec, FunctionSpec
 
 __all__ = ("run_demo",)

@@ -1,23 +1,18 @@
-"""The Deployment actor: the one task group, supervision, and ``open_deployment``.
+"""The Deployment actor: the one task group, supervision, routing, state, stop.
 
-``open_deployment`` creates the deployment's network, starts every instance
-of every function at once (each supervisor is started with
-``task_group.start``, so the first instance that cannot start fails the whole
-start with its own error, and everything already created is removed), and
-yields a :class:`Deployment`. Each instance has a supervisor task that
-replaces a container that dies (exponential backoff, at most
-``max_restarts`` in ``restart_window_s``; beyond that the function is failed
-and invocations get :class:`FunctionFailed`). Leaving the block for any
-reason tears everything down under a shielded scope.
+Obtained from ``open_deployment`` (``_open``), it starts every instance of
+every function at once (each supervisor is started with ``task_group.start``,
+so the first instance that cannot start fails the whole start with its own
+error, and everything already created is removed). Each instance has a
+supervisor task that replaces a container that dies (exponential backoff, at
+most ``max_restarts`` in ``restart_window_s``; beyond that the function is
+failed and invocations get :class:`FunctionFailed`). ``stop`` tears
+everything down in order under a shielded scope.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import tempfile
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,9 +25,8 @@ import structlog
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import _labels
 from ._aggregate import MemoryReport, ProfileWriter
-from ._engine import Engine, open_engine
+from ._engine import Engine
 from ._errors import (
     FaaslabError,
     FunctionFailed,
@@ -41,7 +35,6 @@ from ._errors import (
     SpecError,
 )
 from ._function import ExitInfo, Instance, InstanceContext, open_instance
-from ._groups import first_error as _unwrap
 from ._invocation import Invocation
 from ._measure import Measurement, MeasurementRecord, container_pid
 from ._messages import (
@@ -54,32 +47,33 @@ from ._messages import (
     InstanceStarting,
     SamplerLagging,
 )
-from ._owner import owner_token
-from ._prepare import PreparedFunction, prepare_functions
+from ._pool import (
+    DeploymentStatistics,
+    FunctionPool,
+    FunctionStatistics,
+    InstanceStatistics,
+    Slot,
+)
+from ._prepare import PreparedFunction
 from ._reporting import build_report, write_reports
 from ._routing import Router
 from ._sampling import SamplingProcess
-from ._sebs import SebsBenchmark, generate_inputs
+from ._sebs import SebsBenchmark
 from ._spec import DeploymentSpec, FunctionSpec
 from ._state import (
     Checkpoint,
     DeploymentState,
-    FunctionRecord,
     SamplingRecord,
-    SebsFunctionConfig,
-    SebsTrigger,
     SupervisorRecord,
-    check_writable,
     write_state,
 )
-from ._storage import Storage, open_storage
+from ._storage import Storage
 
 __all__ = (
     "Deployment",
     "DeploymentStatistics",
     "FunctionStatistics",
     "InstanceStatistics",
-    "open_deployment",
 )
 
 log = structlog.get_logger()
@@ -90,62 +84,6 @@ MAX_BACKOFF_S = 5.0
 CHECKPOINT_INTERVAL_S = 1.0
 FIRST_BACKOFF_S = 0.1
 _encode = msgspec.json.Encoder().encode
-
-
-class InstanceStatistics(msgspec.Struct, frozen=True):
-    name: str
-    container_id: str | None
-    url: str | None
-    state: str
-    calls: int
-    in_flight: int
-    restarts: int
-
-
-class FunctionStatistics(msgspec.Struct, frozen=True):
-    name: str
-    failed: bool
-    instances: list[InstanceStatistics]
-    invocations: int
-    errors: int
-
-
-class DeploymentStatistics(msgspec.Struct, frozen=True):
-    deployment_id: str
-    uptime_s: float
-    functions: list[FunctionStatistics]
-    events_dropped: int
-
-
-class _Slot:
-    """One instance position of a function: the current container, and its history."""
-
-    __slots__ = ("done", "index", "instance", "record", "restart_times", "restarts", "scope")
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.instance: Instance | None = None
-        self.restarts = 0
-        self.restart_times: deque[float] = deque()
-        #: Cancelling it stops this position's supervisor (and its container).
-        self.scope = anyio.CancelScope()
-        self.done = anyio.Event()
-        #: The state file's entry for the last container here (kept after it ends).
-        self.record: FunctionRecord | None = None
-
-
-class _FunctionState:
-    __slots__ = ("errors", "failed", "invocations", "slots", "spec")
-
-    def __init__(self, spec: FunctionSpec) -> None:
-        self.spec = spec
-        self.slots = [_Slot(i) for i in range(spec.instances)]
-        self.failed: str | None = None
-        self.invocations = 0
-        self.errors = 0
-
-    def instances(self) -> list[Instance | None]:
-        return [slot.instance for slot in self.slots]
 
 
 class Deployment:
@@ -175,7 +113,7 @@ class Deployment:
         self.id = deployment_id
         self.network = network
         self._session = session
-        self._functions = {f.name: _FunctionState(f) for f in spec.functions}
+        self._functions = {f.name: FunctionPool(f) for f in spec.functions}
         self._router = Router()
         self._subscribers: list[MemoryObjectSendStream[DeploymentEvent]] = []
         self._events_dropped = 0
@@ -255,7 +193,7 @@ class Deployment:
 
     async def _call(
         self,
-        state: _FunctionState,
+        state: FunctionPool,
         instance: Instance,
         body: bytes,
         timeout: float | None,
@@ -331,7 +269,7 @@ class Deployment:
             raise SpecError(f"event: must be a JSON object (a mapping), not {type(event).__name__}")
         return await self._call(state, instance, _encode(event or {}), timeout, check)
 
-    def _state_of(self, function: str) -> _FunctionState:
+    def _state_of(self, function: str) -> FunctionPool:
         state = self._functions.get(function)
         if state is None:
             known = ", ".join(self._functions)
@@ -345,35 +283,10 @@ class Deployment:
 
     def statistics(self) -> DeploymentStatistics:
         """An immutable snapshot of the deployment now."""
-        functions = []
-        for state in self._functions.values():
-            instances = []
-            for slot in state.slots:
-                inst = slot.instance
-                instances.append(
-                    InstanceStatistics(
-                        name=f"{state.spec.name}-{slot.index}",
-                        container_id=inst.container_id if inst else None,
-                        url=inst.sebs_url if inst else None,
-                        state=inst.lifecycle.state.value if inst else "restarting",
-                        calls=inst.calls if inst else 0,
-                        in_flight=inst.in_flight if inst else 0,
-                        restarts=slot.restarts,
-                    )
-                )
-            functions.append(
-                FunctionStatistics(
-                    name=state.spec.name,
-                    failed=state.failed is not None,
-                    instances=instances,
-                    invocations=state.invocations,
-                    errors=state.errors,
-                )
-            )
         return DeploymentStatistics(
             deployment_id=self.id,
             uptime_s=time.monotonic() - self._started,
-            functions=functions,
+            functions=[pool.statistics() for pool in self._functions.values()],
             events_dropped=self._events_dropped,
         )
 
@@ -408,7 +321,7 @@ class Deployment:
     async def _supervise(
         self,
         spec: FunctionSpec,
-        slot: _Slot,
+        slot: Slot,
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -420,7 +333,7 @@ class Deployment:
             slot.done.set()
 
     async def _keep_filled(
-        self, spec: FunctionSpec, slot: _Slot, task_status: TaskStatus[None]
+        self, spec: FunctionSpec, slot: Slot, task_status: TaskStatus[None]
     ) -> None:
         state = self._functions[spec.name]
         name = f"{spec.name}-{slot.index}"
@@ -573,7 +486,7 @@ class Deployment:
         if self._state_path is not None:
             tg.start_soon(self._checkpoints)
 
-    async def _start_one(self, tg: TaskGroup, spec: FunctionSpec, slot: _Slot) -> None:
+    async def _start_one(self, tg: TaskGroup, spec: FunctionSpec, slot: Slot) -> None:
         await tg.start(self._supervise, spec, slot)
 
     def _close_subscribers(self) -> None:
@@ -642,38 +555,11 @@ class Deployment:
 
     def state(self) -> DeploymentState:
         """The deployment as the state file holds it."""
-        records = []
-        for fstate in self._functions.values():
-            spec = fstate.spec
-            for slot in fstate.slots:
-                inst = slot.instance
-                if inst is not None:
-                    slot.record = FunctionRecord(
-                        benchmark=spec.name,
-                        name=inst.name,
-                        hash=spec.name,
-                        config=SebsFunctionConfig(
-                            timeout=int(spec.timeout_s), memory=spec.memory_mb
-                        ),
-                        triggers=[SebsTrigger(url=inst.sebs_url)],
-                        instance_id=inst.container_id,
-                        url=inst.sebs_url,
-                        port=inst.host_port,
-                        function=spec.name,
-                        instance=inst.name,
-                        index=slot.index,
-                        restarts=slot.restarts,
-                        state=inst.lifecycle.state.value,
-                    )
-                elif slot.record is not None:
-                    gone = "stopped" if self._stopping else "restarting"
-                    if fstate.failed is not None:
-                        gone = "failed"
-                    slot.record = msgspec.structs.replace(
-                        slot.record, state=gone, restarts=slot.restarts
-                    )
-                if slot.record is not None:
-                    records.append(slot.record)
+        records = [
+            record
+            for pool in self._functions.values()
+            for record in pool.records(stopping=self._stopping)
+        ]
         sampling = None
         if self._sampler is not None:
             sampling = SamplingRecord(
@@ -713,100 +599,3 @@ class _StopResult(msgspec.Struct, frozen=True):
     report: MemoryReport | None
     at: float
     stats_path: str | None
-
-
-async def _sweep(engine: Engine, deployment_id: str, network_id: str, remove: bool) -> None:
-    """Remove whatever of the deployment is still on the engine, then its network.
-
-    With ``remove`` false (containers kept for debugging) nothing is touched.
-
-    The supervisors remove their own containers; this is the safety net for
-    anything a crash or a cancellation at the wrong moment left behind.
-    """
-    if not remove:
-        return  # kept for debugging, network included, so `docker start` still works
-    for container in await engine.containers_labeled(_labels.deployment_filter(deployment_id)):
-        log.warning("deployment.swept", deployment=deployment_id, container=container["Id"][:12])
-        await engine.remove_container(container["Id"])
-    await engine.remove_network(network_id)
-
-
-@asynccontextmanager
-async def open_deployment(
-    spec: DeploymentSpec,
-    *,
-    endpoint: str | None = None,
-    state_path: str | Path | None = None,
-    supervisor: SupervisorRecord | None = None,
-) -> AsyncIterator[Deployment]:
-    """Start a deployment and yield it; everything is removed when the block exits.
-
-    With ``state_path`` the deployment file is written (atomically) at every
-    change that matters and checkpointed about every second; the raw memory
-    profile then lives beside it, so that it survives the process.
-    """
-    deployment_id = spec.deployment_id or secrets.token_hex(4)
-    path = Path(os.path.abspath(state_path)) if state_path is not None else None
-    labels = {_labels.DEPLOYMENT: deployment_id, _labels.OWNER: owner_token()}
-    if path is not None:
-        labels[_labels.STATE] = str(path)
-    if path is not None:
-        check_writable(path)
-    with tempfile.TemporaryDirectory(prefix=f"faaslab-{deployment_id}-") as tmp:
-        workdir = path.with_name(f"{path.name}.d") if path is not None else Path(tmp)
-        workdir.mkdir(mode=0o700, exist_ok=True)
-        async with open_engine(endpoint) as engine:
-            await engine.require_image(spec.image)
-            network_name = f"faaslab-{deployment_id}"
-            network_id = await engine.create_network(network_name, labels)
-            try:
-                prepared, benchmarks = await prepare_functions(engine, spec, workdir)
-                async with open_storage(
-                    engine, spec.storage, deployment_id=deployment_id, network=network_name
-                ) as storage:
-                    # In the spec's order, so that a one-benchmark deployment's
-                    # input is inputs[0], as in SeBS's out.json.
-                    inputs, input_functions = [], []
-                    for function in spec.functions:
-                        benchmark = benchmarks.get(function.name)
-                        if benchmark is not None and benchmark.can_generate_input:
-                            inputs.append(await generate_inputs(benchmark, storage))
-                            input_functions.append(function.name)
-                    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
-                    async with aiohttp.ClientSession(connector=connector) as session:
-                        deployment = Deployment(
-                            spec,
-                            engine,
-                            deployment_id,
-                            session,
-                            network_name,
-                            labels=labels,
-                            workdir=workdir,
-                            state_path=path,
-                            supervisor=supervisor,
-                            prepared=prepared,
-                            storage=storage,
-                        )
-                        deployment.benchmarks = benchmarks
-                        deployment.inputs = inputs
-                        deployment.input_functions = input_functions
-                        deployment.storage_info = storage.describe() if storage else None
-                        try:
-                            async with anyio.create_task_group() as tg:
-                                try:
-                                    await deployment._start_all(tg)
-                                except BaseExceptionGroup as group:
-                                    raise _unwrap(group) from None
-                                deployment._save()
-                                try:
-                                    yield deployment
-                                finally:
-                                    await deployment.stop()
-                                    tg.cancel_scope.cancel()
-                        except BaseExceptionGroup as group:
-                            raise _unwrap(group) from None
-                        finally:
-                            deployment._close_subscribers()
-            finally:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(60):
-                    await _sweep(engine, deployment_id, network_id, spec.remove_containers)

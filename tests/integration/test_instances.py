@@ -10,9 +10,9 @@ import anyio
 import pytest
 
 import faaslab
-from faaslab._deployment import open_deployment
 from faaslab._engine import Engine
 from faaslab._messages import DeploymentEvent
+from faaslab._open import open_deployment
 from faaslab._spec import DeploymentSpec, FunctionSpec
 from faaslab._storage import StorageSpec
 

@@ -11,8 +11,8 @@ import pytest
 
 import faaslab
 from faaslab import _measure
-from faaslab._deployment import open_deployment
 from faaslab._errors import SamplingError
+from faaslab._open import open_deployment
 from faaslab._spec import DeploymentSpec, FunctionSpec
 from faaslab._storage import StorageSpec
 
