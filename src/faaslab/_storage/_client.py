@@ -80,6 +80,18 @@ class S3Client:
     def _no_bucket(self, doing: str, bucket: str) -> StorageError:
         return StorageError(f"{doing}: bucket {bucket!r} does not exist on {self.address}")
 
+    @asynccontextmanager
+    async def _object_request(self, doing: str, bucket: str, key: str) -> AsyncIterator[None]:
+        """Turn what one object request raises into a faaslab error naming it."""
+        try:
+            yield
+        except S3Error as exc:
+            if exc.code in _NOT_FOUND_CODES:
+                raise await self._not_found(exc, doing, bucket, key) from exc
+            raise self._error(exc, doing) from exc
+        except Exception as exc:
+            raise self._error(exc, doing) from exc
+
     async def _not_found(self, exc: S3Error, doing: str, bucket: str, key: str) -> StorageError:
         if await self._bucket_missing(exc, bucket):
             return self._no_bucket(doing, bucket)
@@ -154,26 +166,14 @@ class S3Client:
         doing = f"upload {path} to {bucket}/{key}"
         if not Path(path).is_file():
             raise SpecError(f"{doing}: not a file")
-        try:
+        async with self._object_request(doing, bucket, key):
             await self._minio.fput_object(bucket, key, str(path))
-        except S3Error as exc:
-            if exc.code in _NOT_FOUND_CODES:
-                raise await self._not_found(exc, doing, bucket, key) from exc
-            raise self._error(exc, doing) from exc
-        except Exception as exc:
-            raise self._error(exc, doing) from exc
 
     async def upload_bytes(self, bucket: str, key: str, data: bytes) -> None:
         """Upload ``data`` as ``bucket/key``."""
         doing = f"upload {len(data)} bytes to {bucket}/{key}"
-        try:
+        async with self._object_request(doing, bucket, key):
             await self._minio.put_object(bucket, key, io.BytesIO(data), len(data))
-        except S3Error as exc:
-            if exc.code in _NOT_FOUND_CODES:
-                raise await self._not_found(exc, doing, bucket, key) from exc
-            raise self._error(exc, doing) from exc
-        except Exception as exc:
-            raise self._error(exc, doing) from exc
 
     async def upload_directory(
         self,
@@ -227,31 +227,19 @@ class S3Client:
     async def download_file(self, bucket: str, key: str, path: Path | str) -> None:
         """Download ``bucket/key`` to the local file ``path`` (directories created)."""
         doing = f"download {bucket}/{key} to {path}"
-        try:
+        async with self._object_request(doing, bucket, key):
             await self._minio.fget_object(bucket, key, str(path))
-        except S3Error as exc:
-            if exc.code in _NOT_FOUND_CODES:
-                raise await self._not_found(exc, doing, bucket, key) from exc
-            raise self._error(exc, doing) from exc
-        except Exception as exc:
-            raise self._error(exc, doing) from exc
 
     async def download_bytes(self, bucket: str, key: str) -> bytes:
         """The content of ``bucket/key``."""
         doing = f"download {bucket}/{key}"
-        try:
+        async with self._object_request(doing, bucket, key):
             response = await self._minio.get_object(bucket, key)
             try:
                 data: bytes = await response.read()
-                return data
             finally:
                 response.release()
-        except S3Error as exc:
-            if exc.code in _NOT_FOUND_CODES:
-                raise await self._not_found(exc, doing, bucket, key) from exc
-            raise self._error(exc, doing) from exc
-        except Exception as exc:
-            raise self._error(exc, doing) from exc
+        return data
 
 
 def _files_below(root: Path) -> list[tuple[str, Path, int]]:
