@@ -30,7 +30,7 @@ def measurement(profile: ProfileWriter, calls: list[Measurement]) -> Measurement
     )
 
 
-def test_lagging_is_reported_at_most_once_a_second(profile: ProfileWriter) -> None:
+def test_lagging_is_reported_at_most_every_ten_seconds(profile: ProfileWriter) -> None:
     calls: list[Measurement] = []
     m = measurement(profile, calls)
     m._report_lagging()
