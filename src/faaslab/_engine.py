@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -62,8 +63,12 @@ class Engine:
         if isinstance(exc, aiohttp.ClientConnectionError | FileNotFoundError | ConnectionError):
             return EngineUnreachable(self.endpoint, str(exc) or type(exc).__name__)
         if isinstance(exc, aiodocker.DockerError) and exc.status == 900:
-            # aiodocker reports connection failures as a pseudo-status 900.
-            return EngineUnreachable(self.endpoint, str(exc.message))
+            # aiodocker reports connection failures as a pseudo-status 900,
+            # wrapping the OS's reason in brackets: keep only that reason.
+            reason = re.search(r"\[([^\[\]]+)\]+$", str(exc.message))
+            return EngineUnreachable(
+                self.endpoint, reason.group(1) if reason else str(exc.message)
+            )
         if isinstance(exc, aiodocker.DockerError):
             message = exc.message if isinstance(exc.message, str) else str(exc.message)
             return EngineError(f"{doing}: {message} (HTTP {exc.status})")
