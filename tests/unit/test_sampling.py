@@ -418,7 +418,12 @@ async def test_mixed_intervals_share_one_worker_and_one_key_ending_spares_the_re
     intervals = {"a": 1.0, "b": 1.0, "c": 0.5, "d": 5.0}  # b shares a's deadlines
     paths = {"a": usage_file, "b": cgroup.usage, "c": usage_file, "d": usage_file}
     subscriptions = {k: await sampler.register(k, paths[k], ms) for k, ms in intervals.items()}
-    assert subscriptions["a"].t0_ns == subscriptions["b"].t0_ns
+    a_t0, b_t0 = subscriptions["a"].t0_ns, subscriptions["b"].t0_ns
+    assert a_t0 is not None
+    assert b_t0 is not None
+    # Same grid: b's first deadline is one of a's (the next one when b's
+    # registration crossed a deadline).
+    assert (b_t0 - a_t0) % 1_000_000 == 0
     results: dict[str, list[SampleBatch]] = {}
     b_gone = anyio.Event()
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import struct
-import sys
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,13 +29,14 @@ from typing import BinaryIO, NamedTuple
 
 import msgspec
 
+from .._int64 import pack_int64, unpack_int64
+
 __all__ = ("ProfileChunk", "ProfileReader", "ProfileWriter")
 
 MAGIC = b"FLPROF\x00\x01"
 _KEY_RECORD = struct.Struct("<cIH")
 _SAMPLES_RECORD = struct.Struct("<cII")
 _KEY_TAG, _SAMPLES_TAG = b"K", b"S"
-_BIG_ENDIAN_HOST = sys.byteorder == "big"
 
 
 class ProfileChunk(msgspec.Struct, frozen=True):
@@ -45,22 +45,6 @@ class ProfileChunk(msgspec.Struct, frozen=True):
     key: str
     times: array[int]
     values: array[int]
-
-
-def _int64_bytes(values: Sequence[int]) -> bytes:
-    data = values if isinstance(values, array) and values.typecode == "q" else array("q", values)
-    if _BIG_ENDIAN_HOST:  # pragma: no cover
-        data = array("q", data)
-        data.byteswap()
-    return data.tobytes()
-
-
-def _int64_array(data: bytes) -> array[int]:
-    values = array("q")
-    values.frombytes(data)
-    if _BIG_ENDIAN_HOST:  # pragma: no cover
-        values.byteswap()
-    return values
 
 
 class ProfileWriter:
@@ -94,8 +78,8 @@ class ProfileWriter:
             name = key.encode()
             self._file.write(_KEY_RECORD.pack(_KEY_TAG, index, len(name)) + name)
         self._file.write(_SAMPLES_RECORD.pack(_SAMPLES_TAG, index, len(values)))
-        self._file.write(_int64_bytes(times))
-        self._file.write(_int64_bytes(values))
+        self._file.write(pack_int64(times))
+        self._file.write(pack_int64(values))
         self._file.flush()
         self.samples_written += len(values)
 
@@ -154,12 +138,12 @@ class ProfileReader:
     def chunks(self, key: str | None = None) -> Iterator[ProfileChunk]:
         """The stored chunks, of one key or of all keys, in file order."""
         for name, payload, n in self._payloads(key, times=True):
-            yield ProfileChunk(name, _int64_array(payload[: 8 * n]), _int64_array(payload[8 * n :]))
+            yield ProfileChunk(name, unpack_int64(payload[: 8 * n]), unpack_int64(payload[8 * n :]))
 
     def values(self, key: str) -> Iterator[array[int]]:
         """The bytes of `key`'s samples, chunk by chunk (the times are not read)."""
         for _, payload, _ in self._payloads(key, times=False):
-            yield _int64_array(payload)
+            yield unpack_int64(payload)
 
     def _payloads(self, key: str | None, *, times: bool) -> Iterator[tuple[str, bytes, int]]:
         index = self._current_index()

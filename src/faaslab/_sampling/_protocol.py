@@ -29,10 +29,10 @@ behind (``skipped`` counts the latter alone; they have no sample).
 from __future__ import annotations
 
 import struct
-import sys
-from array import array
 
 import msgspec
+
+from .._int64 import pack_int64, unpack_int64
 
 __all__ = (
     "FRAME_HEADER",
@@ -126,26 +126,6 @@ def decode_command(body: bytes | memoryview) -> HostCommand:
 
 def decode_event(body: bytes | memoryview) -> WorkerEvent:
     return _event_decoder.decode(body)
-
-
-_BIG_ENDIAN_HOST = sys.byteorder == "big"
-
-
-def pack_int64(values: array[int]) -> bytes:
-    """Little-endian bytes of an array('q')."""
-    if _BIG_ENDIAN_HOST:  # pragma: no cover - no big-endian CI
-        values = array("q", values)
-        values.byteswap()
-    return values.tobytes()
-
-
-def unpack_int64(data: bytes) -> array[int]:
-    """The array('q') packed by pack_int64."""
-    values = array("q")
-    values.frombytes(data)
-    if _BIG_ENDIAN_HOST:  # pragma: no cover
-        values.byteswap()
-    return values
 
 
 class FrameReader:
