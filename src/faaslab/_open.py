@@ -25,6 +25,7 @@ import structlog
 from . import _labels
 from ._deployment import Deployment
 from ._engine import Engine, open_engine
+from ._errors import FaaslabError
 from ._groups import first_error as _unwrap
 from ._owner import owner_token
 from ._prepare import prepare_functions
@@ -38,20 +39,35 @@ __all__ = ("open_deployment",)
 log = structlog.get_logger()
 
 
-async def _sweep(engine: Engine, deployment_id: str, network_id: str, remove: bool) -> None:
+async def _sweep(
+    engine: Engine, deployment_id: str, network_id: str, remove: bool, keep_data: bool
+) -> None:
     """Remove whatever of the deployment is still on the engine, then its network.
 
-    With ``remove`` false (containers kept for debugging) nothing is touched.
+    With ``remove`` false (containers kept for debugging) nothing is touched;
+    with ``keep_data`` the storage volume stays.
 
-    The supervisors remove their own containers; this is the safety net for
-    anything a crash or a cancellation at the wrong moment left behind.
+    The supervisors and the storage actor remove their own objects; this is
+    the safety net for anything a crash or a cancellation at the wrong moment
+    left behind.
     """
     if not remove:
         return  # kept for debugging, network included, so `docker start` still works
-    for container in await engine.containers_labeled(_labels.deployment_filter(deployment_id)):
-        log.warning("deployment.swept", deployment=deployment_id, container=container["Id"][:12])
-        await engine.remove_container(container["Id"])
-    await engine.remove_network(network_id)
+    label = _labels.deployment_filter(deployment_id)
+    try:
+        for container in await engine.containers_labeled(label):
+            log.warning(
+                "deployment.swept", deployment=deployment_id, container=container["Id"][:12]
+            )
+            await engine.remove_container(container["Id"])
+        if not keep_data:
+            for volume in await engine.volumes_labeled(label):
+                log.warning("deployment.swept", deployment=deployment_id, volume=volume["Name"])
+                await engine.remove_volume(volume["Name"])
+        await engine.remove_network(network_id)
+    except FaaslabError as exc:
+        # Never mask the error that ended the deployment; `faaslab gc` finishes this.
+        log.error("deployment.sweep_failed", deployment=deployment_id, error=str(exc))
 
 
 @asynccontextmanager
@@ -132,4 +148,10 @@ async def open_deployment(
                             deployment._close_subscribers()
             finally:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(60):
-                    await _sweep(engine, deployment_id, network_id, spec.remove_containers)
+                    await _sweep(
+                        engine,
+                        deployment_id,
+                        network_id,
+                        spec.remove_containers,
+                        keep_data=spec.storage.keep,
+                    )
