@@ -305,11 +305,14 @@ async def test_one_ms_for_a_second_absolute_deadlines_no_drift(
     passed = (time.monotonic_ns() - t0) // interval + 1
     assert expected <= len(times) + end.skipped <= passed
     assert expected >= 1000
-    assert len(times) >= 0.97 * expected  # within a few % (the machine is shared)
-    assert end.late <= 0.03 * expected
+    # Statistical bounds loose enough for this VM's steal-time stalls (one of
+    # 44 ms was seen in a CI run), tight enough to catch a sampler that falls
+    # behind for good: the structural checks above and below are exact.
+    assert len(times) >= 0.9 * expected
+    assert end.late <= 0.1 * expected
     # No drift: the last sample is where the grid says, within the late bound.
     assert 0 <= times[-1] - (t0 + (expected - 1) * interval) <= interval
-    assert end.skipped <= 0.03 * expected
+    assert end.skipped <= 0.1 * expected
     assert sum(b.late for b in batches) == end.late
     statistics = sampler.statistics()
     (key,) = statistics.keys
