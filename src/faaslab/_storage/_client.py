@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import anyio
@@ -36,6 +37,11 @@ _AUTH_CODES = frozenset(
 #: aiohttp's threshold for "large body" warnings.
 _STREAM_BODIES_FROM = 1 << 20
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "ResourceNotFound", "NoSuchObject"})
+#: Answers that say "try again"; retried with backoff for at most RETRY_BUDGET_S.
+_RETRYABLE_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"})
+RETRY_FIRST_S = 0.1
+RETRY_BUDGET_S = 10.0
+T = TypeVar("T")
 
 
 class S3Client:
@@ -167,13 +173,15 @@ class S3Client:
         if not Path(path).is_file():
             raise SpecError(f"{doing}: not a file")
         async with self._object_request(doing, bucket, key):
-            await self._minio.fput_object(bucket, key, str(path))
+            await _retrying(lambda: self._minio.fput_object(bucket, key, str(path)))
 
     async def upload_bytes(self, bucket: str, key: str, data: bytes) -> None:
         """Upload ``data`` as ``bucket/key``."""
         doing = f"upload {len(data)} bytes to {bucket}/{key}"
         async with self._object_request(doing, bucket, key):
-            await self._minio.put_object(bucket, key, io.BytesIO(data), len(data))
+            await _retrying(
+                lambda: self._minio.put_object(bucket, key, io.BytesIO(data), len(data))
+            )
 
     async def upload_directory(
         self,
@@ -228,18 +236,43 @@ class S3Client:
         """Download ``bucket/key`` to the local file ``path`` (directories created)."""
         doing = f"download {bucket}/{key} to {path}"
         async with self._object_request(doing, bucket, key):
-            await self._minio.fget_object(bucket, key, str(path))
+            await _retrying(lambda: self._minio.fget_object(bucket, key, str(path)))
 
     async def download_bytes(self, bucket: str, key: str) -> bytes:
         """The content of ``bucket/key``."""
         doing = f"download {bucket}/{key}"
-        async with self._object_request(doing, bucket, key):
+
+        async def read() -> bytes:
             response = await self._minio.get_object(bucket, key)
             try:
                 data: bytes = await response.read()
             finally:
                 response.release()
-        return data
+            return data
+
+        async with self._object_request(doing, bucket, key):
+            content = await _retrying(read)
+        return content
+
+
+async def _retrying(call: Callable[[], Awaitable[T]]) -> T:
+    """Run one object request, again while the server says to try again (bounded).
+
+    S3 servers answer 500 InternalError / 503 SlowDown for passing states —
+    SeaweedFS does while a restarted volume server registers the data a kept
+    volume holds — and S3 clients are expected to retry those.
+    """
+    delay = RETRY_FIRST_S
+    deadline = time.monotonic() + RETRY_BUDGET_S
+    while True:
+        try:
+            return await call()
+        except S3Error as exc:
+            if exc.code not in _RETRYABLE_CODES or time.monotonic() + delay > deadline:
+                raise
+            log.debug("storage.retry", code=exc.code, delay_s=delay)
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 def _files_below(root: Path) -> list[tuple[str, Path, int]]:
