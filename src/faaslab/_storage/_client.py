@@ -23,6 +23,7 @@ from miniopy_async.api import Minio
 from miniopy_async.error import MinioException, S3Error
 
 from .._errors import FaaslabError, SpecError, StorageError
+from .._groups import first_error
 
 __all__ = ("S3Client", "UploadProgress", "open_minio", "open_s3_client")
 
@@ -226,8 +227,8 @@ class S3Client:
                     tg.start_soon(upload, key, path, size)
         except BaseExceptionGroup as group:
             # The first upload that failed says why; the rest were cancelled.
-            first = _first_error(group)
-            if first is None:
+            first = first_error(group)
+            if first is group:
                 raise
             raise first from group
         return [key for key, _, _ in plan]
@@ -284,17 +285,6 @@ def _files_below(root: Path) -> list[tuple[str, Path, int]]:
             if path.is_file():
                 found.append((path.relative_to(root).as_posix(), path, path.stat().st_size))
     return sorted(found)
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            inner = _first_error(exc)
-            if inner is not None:
-                return inner
-        elif not isinstance(exc, anyio.get_cancelled_exc_class()):
-            return exc
-    return None
 
 
 @asynccontextmanager
