@@ -21,10 +21,9 @@ import aiohttp
 import anyio
 
 from _common import function_dir, percentile, quiet_logs
-from faaslab._deployment import Deployment
-from faaslab._open import open_deployment
-from faaslab._spec import DeploymentSpec, FunctionSpec
-from faaslab._storage import StorageSpec
+from faaslab._deployment._actor import Deployment
+from faaslab._deployment._open import open_deployment
+from faaslab._spec import DeploymentSpec, FunctionSpec, StorageSpec
 
 SOURCE = "def handler(event):\n    return event\n"
 EVENT = {"payload": "x" * 64, "n": 1}

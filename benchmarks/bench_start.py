@@ -23,12 +23,10 @@ import aiohttp
 import anyio
 
 from _common import function_dir, median, quiet_logs
-from faaslab import _labels
-from faaslab._engine import Engine, open_engine
-from faaslab._function import InstanceContext, _host_port, container_config
-from faaslab._open import open_deployment
-from faaslab._spec import DeploymentSpec, FunctionSpec
-from faaslab._storage import StorageSpec
+from faaslab._backend import Backend, Label, open_engine
+from faaslab._deployment._open import open_deployment
+from faaslab._function._actor import InstanceContext, _host_port, container_config
+from faaslab._spec import DeploymentSpec, FunctionSpec, StorageSpec
 
 SOURCE = "def handler(event):\n    return event\n"
 
@@ -45,11 +43,11 @@ async def poll_alive(session: aiohttp.ClientSession, port: int) -> None:
         await anyio.sleep(0.005)
 
 
-async def raw_start(engine: Engine, spec: FunctionSpec, n: int, *, concurrent: bool) -> float:
+async def raw_start(engine: Backend, spec: FunctionSpec, n: int, *, concurrent: bool) -> float:
     """Create+start n containers directly through aiodocker, poll each until it answers."""
     deployment_id = f"bench-{secrets.token_hex(3)}"
     network = f"faaslab-{deployment_id}"
-    network_id = await engine.create_network(network, {_labels.DEPLOYMENT: deployment_id})
+    network_id = await engine.create_network(network, {Label.DEPLOYMENT: deployment_id})
     ctx = InstanceContext(
         deployment_id=deployment_id,
         network=network,

@@ -33,12 +33,11 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import function_dir, median, quiet_logs
-from faaslab import _labels
-from faaslab._engine import Engine, open_engine
-from faaslab._function import InstanceContext, open_instance
-from faaslab._images import RUNTIME_IMAGE
-from faaslab._spec import FunctionSpec
-from faaslab._storage import Storage, StorageSpec, open_storage
+from faaslab._backend import Backend, Label, open_engine
+from faaslab._function._actor import InstanceContext, open_instance
+from faaslab._runtime import RUNTIME_IMAGE
+from faaslab._spec import FunctionSpec, StorageSpec
+from faaslab._storage import Storage, open_storage
 
 MB = 1_000_000
 
@@ -111,7 +110,7 @@ async def uploads(storage: Storage, args: argparse.Namespace) -> None:
 
 
 async def downloads(
-    engine: Engine, storage: Storage, deployment_id: str, network: str, args: argparse.Namespace
+    engine: Backend, storage: Storage, deployment_id: str, network: str, args: argparse.Namespace
 ) -> None:
     code = function_dir(DOWNLOADER, "downloader")
     largest = max(args.object_mb)
@@ -153,7 +152,7 @@ async def main(args: argparse.Namespace) -> None:
     deployment_id = f"bench-{secrets.token_hex(3)}"
     network = f"faaslab-{deployment_id}"
     async with open_engine() as engine:
-        network_id = await engine.create_network(network, {_labels.DEPLOYMENT: deployment_id})
+        network_id = await engine.create_network(network, {Label.DEPLOYMENT: deployment_id})
         try:
             async with open_storage(
                 engine, StorageSpec(), deployment_id=deployment_id, network=network

@@ -46,8 +46,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import itertools
 
 from _common import function_dir, median, percentile, quiet_logs
-from faaslab import _labels
-from faaslab._engine import open_engine
+from faaslab._backend import Label
+from faaslab._backend._docker import open_engine
 from faaslab._experiment import (
     ExperimentDeployment,
     ExperimentSpec,
@@ -57,9 +57,8 @@ from faaslab._experiment import (
     run_experiment,
 )
 from faaslab._experiment._driver import RunClock, WorkloadDriver
-from faaslab._invocation import Invocation
-from faaslab._spec import FunctionSpec
-from faaslab._storage._spec import StorageSpec
+from faaslab._function._invocation import Invocation
+from faaslab._spec import FunctionSpec, StorageSpec
 
 SOURCE = "def handler(event):\n    return {}\n"
 IMAGE = "faaslab/python:3.11"
@@ -244,7 +243,7 @@ def docker_run_args(code: Path, label: str) -> list[str]:
         "--memory",
         f"{MEMORY_MB}m",
         "--label",
-        f"{_labels.DEPLOYMENT}={label}",
+        f"{Label.DEPLOYMENT}={label}",
         "-v",
         f"{code}:/function/function:ro",
         "--entrypoint",
@@ -272,7 +271,7 @@ async def aiodocker_runs(code: Path, n: int) -> tuple[list[float], list[float]]:
     config = {
         "Image": IMAGE,
         "Entrypoint": ["python3", "-c", ONE_REQUEST],
-        "Labels": {_labels.DEPLOYMENT: label},
+        "Labels": {Label.DEPLOYMENT: label},
         "HostConfig": {
             "Binds": [f"{code}:/function/function:ro"],
             "NetworkMode": "none",

@@ -18,26 +18,26 @@ import sys
 
 import anyio
 
-from faaslab import _labels
-from faaslab._engine import open_engine
+from faaslab._backend import Label, deployment_filter
+from faaslab._backend._docker import open_engine
 
 OTHER_TEST_RUN = re.compile(r"^t[0-9a-f]{6}-")
 
 
 async def _objects() -> dict[str, str]:
     """Every faaslab-labeled object: "kind id" → deployment id."""
-    label = _labels.deployment_filter()
+    label = deployment_filter()
     async with open_engine() as engine:
         containers = await engine.containers_labeled(label)
         networks = await engine.networks_labeled(label)
         volumes = await engine.volumes_labeled(label)
     found: dict[str, str] = {}
     for c in containers:
-        found[f"container {c['Id'][:12]} {c.get('Names')}"] = c["Labels"][_labels.DEPLOYMENT]
+        found[f"container {c['Id'][:12]} {c.get('Names')}"] = c["Labels"][Label.DEPLOYMENT]
     for n in networks:
-        found[f"network {n['Id'][:12]} {n.get('Name')}"] = n["Labels"][_labels.DEPLOYMENT]
+        found[f"network {n['Id'][:12]} {n.get('Name')}"] = n["Labels"][Label.DEPLOYMENT]
     for v in volumes:
-        found[f"volume {v['Name']}"] = (v.get("Labels") or {}).get(_labels.DEPLOYMENT, "")
+        found[f"volume {v['Name']}"] = (v.get("Labels") or {}).get(Label.DEPLOYMENT, "")
     return found
 
 

@@ -10,6 +10,7 @@ from ._deployment import (
     DeploymentStatistics,
     FunctionStatistics,
     InstanceStatistics,
+    open_deployment,
 )
 from ._errors import (
     EngineError,
@@ -43,8 +44,7 @@ from ._experiment import (
     read_records,
     run_experiment,
 )
-from ._function import Instance
-from ._invocation import Invocation, RemoteError
+from ._function import Instance, Invocation, RemoteError
 from ._messages import (
     DeploymentEvent,
     DeploymentStopped,
@@ -55,7 +55,6 @@ from ._messages import (
     InstanceStarting,
     SamplerLagging,
 )
-from ._open import open_deployment
 from ._spec import DeploymentSpec, FunctionSpec, load_deployment_spec
 
 __all__ = (

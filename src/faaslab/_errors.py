@@ -17,6 +17,7 @@ turns each into one readable line and an exit code (``exit_code``)::
     ├── InvocationError           the handler raised (remote type, message, traceback)
     ├── InvocationTimeout         no answer within the timeout
     ├── FunctionFailed            restarted too often; the function is given up
+    ├── LifecycleError            a lifecycle transition the table forbids (a bug in faaslab)
     ├── SamplingError             memory sampling could not be set up
     ├── StorageError              the object store failed or refused
     ├── RequirementsError         pip could not install a function's requirements
@@ -41,6 +42,7 @@ __all__ = (
     "InstanceStartError",
     "InvocationError",
     "InvocationTimeout",
+    "LifecycleError",
     "RequirementsError",
     "SamplingError",
     "SpecError",
@@ -171,3 +173,7 @@ class RequirementsError(FaaslabError):
         if output.strip():
             text += "\n--- pip's last output lines ---\n" + output.rstrip()
         super().__init__(text)
+
+
+class LifecycleError(FaaslabError):
+    """An instance was asked to make a transition its lifecycle does not allow."""

@@ -11,14 +11,14 @@ import ast
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
 from ._errors import SpecError
-from ._storage._spec import StorageSpec
 
-__all__ = ("DeploymentSpec", "FunctionSpec", "load_deployment_spec")
+__all__ = ("DeploymentSpec", "FunctionSpec", "StorageSpec", "load_deployment_spec")
 
 #: Docker object names allow these; SeBS names look like ``110.dynamic-html``.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -46,6 +46,71 @@ def _check_handler(function_py: Path) -> None:
         ):
             return
     raise SpecError(f"code: {function_py} defines no top-level `handler(event)`")
+
+
+StorageKind = Literal["seaweedfs", "minio", "external", "none"]
+_KINDS: tuple[str, ...] = ("seaweedfs", "minio", "external", "none")
+
+
+class StorageSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The object storage of a deployment.
+
+    - ``seaweedfs`` (default): a SeaweedFS container on the deployment's network;
+    - ``minio``: the ``minio/minio`` image, when the engine has it or can pull it;
+    - ``external``: an S3 endpoint that already runs (``endpoint``,
+      ``http://HOST:PORT``), keys from ``FAASLAB_S3_ACCESS_KEY`` /
+      ``FAASLAB_S3_SECRET_KEY``; no container is started;
+    - ``none``: no storage; functions get no ``MINIO_*`` variables.
+    """
+
+    kind: StorageKind = "seaweedfs"
+    #: ``http://HOST:PORT`` of an external endpoint (kind ``external`` only).
+    endpoint: str | None = None
+    #: Keep the data volume when the deployment stops (the container always goes).
+    keep: bool = False
+    #: Bound on the server answering an authenticated S3 call.
+    ready_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:  # msgspec checks decoded specs; this catches built ones
+            raise SpecError(f"storage.kind: {self.kind!r}; must be one of {', '.join(_KINDS)}")
+        if self.kind == "external":
+            if self.endpoint is None:
+                raise SpecError("storage.endpoint: kind 'external' needs http://HOST:PORT")
+            _check_endpoint(self.endpoint)
+        elif self.endpoint is not None:
+            raise SpecError(
+                f"storage.endpoint: {self.endpoint!r} is only for kind 'external', "
+                f"not {self.kind!r}"
+            )
+        if not self.ready_timeout_s > 0:
+            raise SpecError(f"storage.ready_timeout_s: {self.ready_timeout_s}; must be > 0")
+
+    @property
+    def address(self) -> str | None:
+        """``HOST:PORT`` of an external endpoint (what S3 clients take), else None."""
+        if self.endpoint is None:
+            return None
+        parts = urlsplit(self.endpoint)
+        host = parts.hostname or ""
+        return f"[{host}]:{parts.port}" if ":" in host else f"{host}:{parts.port}"
+
+
+def _check_endpoint(endpoint: str) -> None:
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError as exc:
+        raise SpecError(f"storage.endpoint: {endpoint!r} is not a URL: {exc}") from exc
+    # The in-container helper speaks plain HTTP (as SeBS's does), so https is refused
+    # here rather than failing inside every function.
+    if parts.scheme != "http" or not parts.hostname or port is None:
+        raise SpecError(f"storage.endpoint: {endpoint!r}; expected http://HOST:PORT")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise SpecError(
+            f"storage.endpoint: {endpoint!r}; expected http://HOST:PORT without path or user"
+        )
+
 
 
 class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

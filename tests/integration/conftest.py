@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from faaslab import _labels
-from faaslab._engine import Engine, open_engine
+from faaslab._backend import Backend, deployment_filter, open_engine
 
 #: One id per test run: every deployment a test makes is named under it.
 RUN_ID = os.environ.get("FAASLAB_TEST_RUN") or secrets.token_hex(3)
@@ -22,14 +21,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def engine() -> AsyncIterator[Engine]:
+async def engine() -> AsyncIterator[Backend]:
     async with open_engine() as connected:
         yield connected
 
 
-async def leftovers(engine: Engine, deployment_id: str) -> list[str]:
+async def leftovers(engine: Backend, deployment_id: str) -> list[str]:
     """Everything on the engine still labeled with ``deployment_id``."""
-    label = _labels.deployment_filter(deployment_id)
+    label = deployment_filter(deployment_id)
     found = [f"container {c['Id'][:12]}" for c in await engine.containers_labeled(label)]
     found += [f"network {n['Name']}" for n in await engine.networks_labeled(label)]
     found += [f"volume {v['Name']}" for v in await engine.volumes_labeled(label)]
@@ -40,7 +39,7 @@ Leftovers = Callable[[str], Awaitable[list[str]]]
 
 
 @pytest.fixture
-def leftovers_of(engine: Engine) -> Leftovers:
+def leftovers_of(engine: Backend) -> Leftovers:
     """``await leftovers_of(deployment_id)``: what of it is still on the engine."""
     return lambda deployment_id: leftovers(engine, deployment_id)
 
@@ -52,7 +51,7 @@ def deployment_id() -> str:
 
 
 @pytest.fixture
-async def nothing_left(engine: Engine, deployment_id: str) -> AsyncIterator[None]:
+async def nothing_left(engine: Backend, deployment_id: str) -> AsyncIterator[None]:
     """Fails the test when anything of its deployment is left on the engine."""
     yield
     left = await leftovers(engine, deployment_id)

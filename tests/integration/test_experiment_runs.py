@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 from faaslab import SpecError
+from faaslab._cli._experiments import cmd_run
 from faaslab._experiment import (
     ExperimentDeployment,
     ExperimentSpec,
@@ -27,8 +28,7 @@ from faaslab._experiment import (
     read_run_info,
     run_experiment,
 )
-from faaslab._experiment_cli import cmd_run
-from faaslab._plots import write_plots
+from faaslab._experiment._plots import write_plots
 from faaslab._spec import FunctionSpec
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -233,7 +233,7 @@ async def test_a_sebs_benchmark_is_driven_with_its_generated_input(
 
 #: `faaslab run` without the CLI's wiring: the command's handler, as `main` calls it.
 RUN_COMMAND = (
-    "import argparse, sys; from faaslab._experiment_cli import cmd_run; "
+    "import argparse, sys; from faaslab._cli._experiments import cmd_run; "
     "sys.exit(cmd_run(argparse.Namespace(spec=sys.argv[1], output=sys.argv[2], overwrite=False)))"
 )
 

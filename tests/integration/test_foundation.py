@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from faaslab import _images
-from faaslab._engine import Engine
+from faaslab._backend import INPUTS_LABEL, Backend
+from faaslab._cli._images import build_images
+from faaslab._runtime import BASE_IMAGE, RUNTIME_IMAGE
+from faaslab._storage import _image as storage_image_module
 
 pytestmark = pytest.mark.integration
 
@@ -52,31 +54,31 @@ def test_images_build_is_a_no_op_when_current() -> None:
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("up to date") == 3, second.stdout
     listing = faaslab("images", "list")
-    assert _images.RUNTIME_IMAGE in listing.stdout
+    assert RUNTIME_IMAGE in listing.stdout
 
 
 @pytest.mark.anyio
 async def test_an_image_whose_inputs_change_is_rebuilt(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch, deployment_id: str
+    engine: Backend, monkeypatch: pytest.MonkeyPatch, deployment_id: str
 ) -> None:
     # A private tag, so the images the rest of the suite uses are not touched.
     tag = f"faaslab/seaweedfs:test-{deployment_id}"
-    monkeypatch.setattr(_images, "storage_image", lambda: tag)
+    monkeypatch.setattr(storage_image_module, "storage_image", lambda: tag)
     try:
-        built = await _images.build_images(engine)
+        built = await build_images(engine)
         assert [(s.name, rebuilt) for s, rebuilt in built][-1] == (tag, True)
-        again = await _images.build_images(engine)
+        again = await build_images(engine)
         assert all(not rebuilt for _, rebuilt in again)
-        monkeypatch.setattr(_images, "_storage_inputs", lambda weed: "changed-inputs")
-        changed = await _images.build_images(engine)
+        monkeypatch.setattr(storage_image_module, "_inputs", lambda weed: "changed-inputs")
+        changed = await build_images(engine)
         assert [(s.name, rebuilt) for s, rebuilt in changed] == [
-            (_images.BASE_IMAGE, False),
-            (_images.RUNTIME_IMAGE, False),
+            (BASE_IMAGE, False),
+            (RUNTIME_IMAGE, False),
             (tag, True),
         ]
         labels = await engine.image_labels(tag)
         assert labels is not None
-        assert labels[_images.INPUTS_LABEL] == "changed-inputs"
+        assert labels[INPUTS_LABEL] == "changed-inputs"
     finally:
         await engine.remove_image(tag)
 

@@ -10,11 +10,10 @@ import anyio
 import pytest
 
 import faaslab
-from faaslab._engine import Engine
+from faaslab._backend import Backend
+from faaslab._deployment._open import open_deployment
 from faaslab._messages import DeploymentEvent
-from faaslab._open import open_deployment
-from faaslab._spec import DeploymentSpec, FunctionSpec
-from faaslab._storage import StorageSpec
+from faaslab._spec import DeploymentSpec, FunctionSpec, StorageSpec
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -100,7 +99,7 @@ async def test_four_instances_serve_100_calls_at_concurrency_8(
 
 @pytest.mark.usefixtures("nothing_left")
 async def test_container_is_hardened_and_published_on_loopback_only(
-    engine: Engine, deployment_id: str, make_function: Callable[..., Path]
+    engine: Backend, deployment_id: str, make_function: Callable[..., Path]
 ) -> None:
     code = make_function("echo", ECHO)
     function = FunctionSpec(name="echo", code=str(code), memory_mb=64, cpus=0.5)
@@ -215,7 +214,7 @@ async def test_unreachable_engine_names_the_endpoint(
 
 @pytest.mark.usefixtures("nothing_left")
 async def test_cancel_while_starting_leaves_nothing(
-    engine: Engine,
+    engine: Backend,
     leftovers_of: Leftovers,
     deployment_id: str,
     make_function: Callable[..., Path],
@@ -243,7 +242,7 @@ async def test_cancel_while_starting_leaves_nothing(
 
 
 async def test_two_deployments_side_by_side_and_one_cancelled_mid_start(
-    engine: Engine,
+    engine: Backend,
     leftovers_of: Leftovers,
     deployment_id: str,
     make_function: Callable[..., Path],

@@ -10,11 +10,10 @@ import anyio
 import pytest
 
 import faaslab
-from faaslab import _measure
+from faaslab._deployment._open import open_deployment
 from faaslab._errors import SamplingError
-from faaslab._open import open_deployment
-from faaslab._spec import DeploymentSpec, FunctionSpec
-from faaslab._storage import StorageSpec
+from faaslab._sampling import _sampler as _measure
+from faaslab._spec import DeploymentSpec, FunctionSpec, StorageSpec
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 

@@ -11,12 +11,11 @@ import aiohttp
 import anyio
 import pytest
 
-from faaslab import _labels
-from faaslab._engine import Engine
+from faaslab._backend import Backend, Label
 from faaslab._errors import ImageMissing, SpecError
-from faaslab._function import InstanceContext, open_instance
-from faaslab._images import RUNTIME_IMAGE
-from faaslab._requirements import (
+from faaslab._function._actor import InstanceContext, open_instance
+from faaslab._runtime import RUNTIME_IMAGE
+from faaslab._runtime._requirements import (
     CA_BUNDLE_ENV,
     CONTAINER_CA,
     RequirementsError,
@@ -37,8 +36,8 @@ def handler(event):
 """
 
 
-async def pip_containers(engine: Engine) -> set[str]:
-    return {c["Id"] for c in await engine.containers_labeled(f"{_labels.ROLE}=pip")}
+async def pip_containers(engine: Backend) -> set[str]:
+    return {c["Id"] for c in await engine.containers_labeled(f"{Label.ROLE}=pip")}
 
 
 # -- the host's pip configuration (no engine) ---------------------------------
@@ -109,7 +108,7 @@ def test_pip_settings_forward_options_mount_local_paths_and_pass_proxies(tmp_pat
 
 @pytest.mark.anyio
 async def test_requirement_installs_is_importable_and_cached(
-    engine: Engine,
+    engine: Backend,
     tmp_path: Path,
     deployment_id: str,
     make_function: Callable[..., Path],
@@ -142,7 +141,7 @@ async def test_requirement_installs_is_importable_and_cached(
     monkeypatch.undo()
 
     network = f"faaslab-{deployment_id}"
-    network_id = await engine.create_network(network, {_labels.DEPLOYMENT: deployment_id})
+    network_id = await engine.create_network(network, {Label.DEPLOYMENT: deployment_id})
     try:
         context = InstanceContext(
             deployment_id=deployment_id,
@@ -168,7 +167,7 @@ async def test_requirement_installs_is_importable_and_cached(
 
 @pytest.mark.anyio
 async def test_a_requirement_that_does_not_exist_fails_with_pips_message(
-    engine: Engine, tmp_path: Path
+    engine: Backend, tmp_path: Path
 ) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("faaslab-no-such-package-anywhere==0.0.1\n")
@@ -184,7 +183,7 @@ async def test_a_requirement_that_does_not_exist_fails_with_pips_message(
 
 @pytest.mark.anyio
 async def test_cancelled_install_removes_its_container_and_staging(
-    engine: Engine, tmp_path: Path
+    engine: Backend, tmp_path: Path
 ) -> None:
     # A local package whose build hangs: pip is surely running when we cancel.
     package = tmp_path / "req" / "slowpkg"
@@ -214,7 +213,7 @@ async def test_cancelled_install_removes_its_container_and_staging(
 
 @pytest.mark.anyio
 async def test_empty_requirements_need_no_container(
-    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("# nothing needed\n\n")
@@ -228,7 +227,7 @@ async def test_empty_requirements_need_no_container(
 
 
 @pytest.mark.anyio
-async def test_missing_image(engine: Engine, tmp_path: Path) -> None:
+async def test_missing_image(engine: Backend, tmp_path: Path) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("six\n")
     with pytest.raises(ImageMissing, match="faaslab/absent:0"):

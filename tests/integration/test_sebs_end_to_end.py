@@ -14,14 +14,19 @@ import aiohttp
 import msgspec
 import pytest
 
-from faaslab import _labels
-from faaslab._engine import Engine
-from faaslab._function import InstanceContext, open_instance
-from faaslab._images import RUNTIME_IMAGE
-from faaslab._requirements import install_requirements
-from faaslab._sebs import Verdict, build_package, generate_inputs, load_benchmark, validate
-from faaslab._spec import FunctionSpec
-from faaslab._storage import Storage, StorageSpec, open_storage
+from faaslab._backend import Backend, Label
+from faaslab._function._actor import InstanceContext, open_instance
+from faaslab._runtime import RUNTIME_IMAGE
+from faaslab._runtime._requirements import install_requirements
+from faaslab._sebs._benchmark import (
+    Verdict,
+    build_package,
+    generate_inputs,
+    load_benchmark,
+    validate,
+)
+from faaslab._spec import FunctionSpec, StorageSpec
+from faaslab._storage import Storage, open_storage
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -30,10 +35,10 @@ DATA = Path(__file__).parent.parent / "data" / "sebs"
 
 @pytest.fixture
 async def storage(
-    engine: Engine, deployment_id: str, nothing_left: None
+    engine: Backend, deployment_id: str, nothing_left: None
 ) -> AsyncIterator[tuple[Storage, str]]:
     network = f"faaslab-{deployment_id}"
-    network_id = await engine.create_network(network, {_labels.DEPLOYMENT: deployment_id})
+    network_id = await engine.create_network(network, {Label.DEPLOYMENT: deployment_id})
     try:
         async with open_storage(
             engine, StorageSpec(), deployment_id=deployment_id, network=network
@@ -66,7 +71,7 @@ async def test_generate_inputs_into_real_storage(storage: tuple[Storage, str]) -
 
 
 async def test_benchmarks_run_and_validate_end_to_end(
-    engine: Engine, storage: tuple[Storage, str], deployment_id: str, tmp_path: Path
+    engine: Backend, storage: tuple[Storage, str], deployment_id: str, tmp_path: Path
 ) -> None:
     store, network = storage
     roundtrip = load_benchmark(

@@ -18,17 +18,15 @@ import anyio
 import msgspec
 import pytest
 
-from faaslab import _labels
-from faaslab._engine import Engine
+from faaslab._backend import Backend, Label, deployment_filter
 from faaslab._errors import EngineError, SpecError, StorageError
-from faaslab._function import InstanceContext, open_instance
-from faaslab._images import RUNTIME_IMAGE
-from faaslab._spec import FunctionSpec
+from faaslab._function._actor import InstanceContext, open_instance
+from faaslab._runtime import RUNTIME_IMAGE
+from faaslab._spec import FunctionSpec, StorageSpec
 from faaslab._storage import (
     ACCESS_KEY_ENV,
     SECRET_KEY_ENV,
     Storage,
-    StorageSpec,
     open_storage,
     parse_storage_option,
 )
@@ -51,10 +49,10 @@ def sha256(data: bytes) -> str:
 
 
 @pytest.fixture
-async def network(engine: Engine, deployment_id: str, nothing_left: None) -> AsyncIterator[str]:
+async def network(engine: Backend, deployment_id: str, nothing_left: None) -> AsyncIterator[str]:
     """The deployment's network (removed before ``nothing_left`` looks)."""
     name = f"faaslab-{deployment_id}"
-    network_id = await engine.create_network(name, {_labels.DEPLOYMENT: deployment_id})
+    network_id = await engine.create_network(name, {Label.DEPLOYMENT: deployment_id})
     try:
         yield name
     finally:
@@ -62,7 +60,7 @@ async def network(engine: Engine, deployment_id: str, nothing_left: None) -> Asy
 
 
 @pytest.fixture
-async def storage(engine: Engine, deployment_id: str, network: str) -> AsyncIterator[Storage]:
+async def storage(engine: Backend, deployment_id: str, network: str) -> AsyncIterator[Storage]:
     async with open_storage(
         engine, StorageSpec(), deployment_id=deployment_id, network=network
     ) as started:
@@ -154,7 +152,7 @@ async def test_external_without_keys_in_the_environment(monkeypatch: pytest.Monk
 
 @pytest.mark.anyio
 async def test_storage_is_hardened_and_described(
-    engine: Engine, storage: Storage, deployment_id: str, network: str
+    engine: Backend, storage: Storage, deployment_id: str, network: str
 ) -> None:
     assert storage.container_id is not None
     data = await engine.inspect_container(storage.container_id)
@@ -169,9 +167,9 @@ async def test_storage_is_hardened_and_described(
     assert list(data["NetworkSettings"]["Ports"]) == ["9000/tcp"]  # nothing else published
     assert "storage" in data["NetworkSettings"]["Networks"][network]["Aliases"]
     labels = data["Config"]["Labels"]
-    assert labels[_labels.DEPLOYMENT] == deployment_id
-    assert labels[_labels.ROLE] == "storage"
-    volumes = await engine.volumes_labeled(_labels.deployment_filter(deployment_id))
+    assert labels[Label.DEPLOYMENT] == deployment_id
+    assert labels[Label.ROLE] == "storage"
+    volumes = await engine.volumes_labeled(deployment_filter(deployment_id))
     assert [v["Name"] for v in volumes] == [storage.volume]
 
     assert storage.host_endpoint == f"127.0.0.1:{storage.host_port}"
@@ -248,7 +246,7 @@ async def test_upload_directory_of_many_files(storage: Storage, tmp_path: Path) 
 
 @pytest.mark.anyio
 async def test_wrong_credentials_from_the_host(
-    engine: Engine, storage: Storage, monkeypatch: pytest.MonkeyPatch, deployment_id: str
+    engine: Backend, storage: Storage, monkeypatch: pytest.MonkeyPatch, deployment_id: str
 ) -> None:
     # The running server, reached as an external endpoint: with its keys, then without.
     spec = StorageSpec(kind="external", endpoint=f"http://{storage.host_endpoint}")
@@ -269,7 +267,7 @@ async def test_wrong_credentials_from_the_host(
 
 @pytest.mark.anyio
 async def test_storage_that_never_answers_reports_its_log(
-    engine: Engine, deployment_id: str, network: str, leftovers_of: Leftovers
+    engine: Backend, deployment_id: str, network: str, leftovers_of: Leftovers
 ) -> None:
     # A master alone: it runs, logs, and never serves S3 on 9000.
     spec = StorageSpec(ready_timeout_s=3)
@@ -287,7 +285,7 @@ async def test_storage_that_never_answers_reports_its_log(
 
 @pytest.mark.anyio
 async def test_storage_that_exits_fails_fast_with_its_log(
-    engine: Engine, deployment_id: str, network: str
+    engine: Backend, deployment_id: str, network: str
 ) -> None:
     spec = StorageSpec(ready_timeout_s=60)
     with anyio.fail_after(30), pytest.raises(StorageError) as raised:
@@ -301,11 +299,11 @@ async def test_storage_that_exits_fails_fast_with_its_log(
 
 @pytest.mark.anyio
 async def test_cancel_while_starting_leaves_nothing(
-    engine: Engine, deployment_id: str, network: str
+    engine: Backend, deployment_id: str, network: str
 ) -> None:
     spec = StorageSpec(ready_timeout_s=60)
     command = ["master", "-port=9333", "-ip=127.0.0.1", "-mdir=/tmp"]
-    label = _labels.deployment_filter(deployment_id)
+    label = deployment_filter(deployment_id)
     with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:
 
@@ -324,7 +322,7 @@ async def test_cancel_while_starting_leaves_nothing(
 
 @pytest.mark.anyio
 async def test_keep_leaves_the_data_for_the_next_start(
-    engine: Engine, deployment_id: str, network: str
+    engine: Backend, deployment_id: str, network: str
 ) -> None:
     spec = StorageSpec(keep=True)
     volume = f"faaslab-{deployment_id}-storage"
@@ -333,9 +331,9 @@ async def test_keep_leaves_the_data_for_the_next_start(
             assert s is not None
             await s.create_bucket("kept")
             await s.upload_bytes("kept", "note.txt", b"still here")
-        volumes = await engine.volumes_labeled(_labels.deployment_filter(deployment_id))
+        volumes = await engine.volumes_labeled(deployment_filter(deployment_id))
         assert [v["Name"] for v in volumes] == [volume]
-        assert await engine.containers_labeled(_labels.deployment_filter(deployment_id)) == []
+        assert await engine.containers_labeled(deployment_filter(deployment_id)) == []
         # Same deployment id, same volume: the data is back (under fresh keys).
         async with open_storage(engine, spec, deployment_id=deployment_id, network=network) as s:
             assert s is not None
@@ -370,7 +368,7 @@ def handler(event):
 
 @pytest.mark.anyio
 async def test_function_uses_the_helper_and_wrong_keys_fail_clearly(
-    engine: Engine,
+    engine: Backend,
     storage: Storage,
     deployment_id: str,
     network: str,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from faaslab import SystemSetupError, _daemon
+from faaslab import SystemSetupError
+from faaslab._backend import _daemon
 
 
 @pytest.fixture(autouse=True)

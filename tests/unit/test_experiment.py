@@ -21,6 +21,7 @@ import pytest
 
 from faaslab import FunctionFailed, InvocationTimeout, SpecError
 from faaslab._aggregate import InstanceMemory, MemoryReport, write_memory_report
+from faaslab._cli._experiments import ProgressLine, cmd_report
 from faaslab._experiment import (
     ErrorRecord,
     ExperimentDeployment,
@@ -41,15 +42,10 @@ from faaslab._experiment import (
 from faaslab._experiment._driver import RunClock, WorkloadDriver
 from faaslab._experiment._events import load_events, preload_events
 from faaslab._experiment._records import RecordWriter, encode_record
-from faaslab._experiment._results import (
-    DeploymentRunInfo,
-    prepare_results_dir,
-    write_json,
-)
+from faaslab._experiment._results import DeploymentRunInfo, prepare_results_dir, write_json
 from faaslab._experiment._samples import InstanceSamples, thin
-from faaslab._experiment_cli import ProgressLine, cmd_report
-from faaslab._function import FunctionSpec
-from faaslab._invocation import Invocation, RemoteError
+from faaslab._function._actor import FunctionSpec
+from faaslab._function._invocation import Invocation, RemoteError
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "experiments" / "example.toml"
 
@@ -725,7 +721,8 @@ def test_importing_faaslab_does_not_import_matplotlib() -> None:
     import subprocess
 
     code = (
-        "import sys, faaslab, faaslab._experiment, faaslab._experiment_cli, faaslab._plots; "
+        "import sys, faaslab, faaslab._experiment, faaslab._cli._experiments, "
+        "faaslab._experiment._plots; "
         "sys.exit('matplotlib' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

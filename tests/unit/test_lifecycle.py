@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from faaslab._lifecycle import TRANSITIONS, InstanceState, Lifecycle, LifecycleError
+from faaslab._function._lifecycle import TRANSITIONS, InstanceState, Lifecycle, LifecycleError
 
 S = InstanceState
 

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from faaslab import InvocationTimeout
-from faaslab._routing import Router, pick
+from faaslab._deployment._routing import Router, pick
 
 
 @dataclass

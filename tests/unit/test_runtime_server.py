@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-import faaslab.runtime
+import faaslab.runtimes.python
 
-SERVER = Path(faaslab.runtime.__file__).with_name("server.py")
+SERVER = Path(faaslab.runtimes.python.__file__).with_name("server.py")
 HELPER = SERVER.with_name("storage.py")
 READY = re.compile(r"faaslab runtime ready on http://127\.0\.0\.1:(\d+)")
 DEADLINE_S = 15.0

@@ -21,7 +21,7 @@ import pytest
 from minio import Minio
 from minio.error import S3Error
 
-from faaslab.runtime.storage import storage
+from faaslab.runtimes.python.storage import storage
 
 WEED = Path(sysconfig.get_path("scripts")) / "weed"
 STARTUP_DEADLINE_S = 60.0

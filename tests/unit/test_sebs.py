@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from faaslab._errors import SpecError
-from faaslab._sebs import (
+from faaslab._sebs._benchmark import (
     PACKAGE_MARKER,
     SebsBenchmark,
     Verdict,

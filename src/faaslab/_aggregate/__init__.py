@@ -5,22 +5,32 @@
 - :class:`ProfileWriter` / :class:`ProfileReader` — every sample, appended to a
   binary file and streamed back per instance.
 - :func:`write_sebs_memory_stats` — SeBS's ``memory_stats.json``, streamed.
-- :class:`MemoryReport` / :func:`write_memory_report` — the typed report.
+- :class:`MemoryReport` / :func:`write_memory_report` — the typed report;
+  :func:`write_reports` writes both from the Sampler actors' records.
+- :class:`MeasurementRecord` — what a checkpoint keeps of one container.
+
+Modules: ``_histogram`` (log-bucketed percentiles), ``_memory`` (the running
+aggregate), ``_profile`` (the binary profile file), ``_record`` (the
+checkpointed record), ``_reports`` (SeBS's file, the typed report).
 """
 
 from ._histogram import RELATIVE_ERROR, LogHistogram
 from ._memory import MemoryAggregate, MemoryAggregateSnapshot, SampleBatchLike
 from ._profile import ProfileChunk, ProfileReader, ProfileWriter
+from ._record import MeasurementRecord, Source
 from ._reports import (
     FIGURE_CGROUP,
     FIGURE_DOCKER_STATS,
     InstanceMemory,
     MemoryReport,
+    build_report,
     incomplete_now,
     instance_memory,
     read_memory_report,
+    report_path_for,
     sebs_megabytes,
     write_memory_report,
+    write_reports,
     write_sebs_memory_stats,
 )
 
@@ -30,6 +40,7 @@ __all__ = (
     "RELATIVE_ERROR",
     "InstanceMemory",
     "LogHistogram",
+    "MeasurementRecord",
     "MemoryAggregate",
     "MemoryAggregateSnapshot",
     "MemoryReport",
@@ -37,10 +48,14 @@ __all__ = (
     "ProfileReader",
     "ProfileWriter",
     "SampleBatchLike",
+    "Source",
+    "build_report",
     "incomplete_now",
     "instance_memory",
     "read_memory_report",
+    "report_path_for",
     "sebs_megabytes",
     "write_memory_report",
+    "write_reports",
     "write_sebs_memory_stats",
 )

@@ -29,7 +29,7 @@ from typing import BinaryIO, NamedTuple
 
 import msgspec
 
-from .._int64 import pack_int64, unpack_int64
+from .._util import pack_int64, unpack_int64
 
 __all__ = ("ProfileChunk", "ProfileReader", "ProfileWriter")
 

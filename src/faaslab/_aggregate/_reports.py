@@ -19,7 +19,10 @@ to the byte (6 decimals of a MB), e.g. "12.345678 MB" or "0.0 MB". SeBS
 writes "precision_errors" only when non-zero; we always write it.
 
 :class:`MemoryReport` is the richer typed result written beside it
-(``memory_report.json``), versioned for schema evolution.
+(``memory_report.json``), versioned for schema evolution. Both are built at
+stop from the Sampler actors' records (:func:`write_reports`), or after a
+crash from the last checkpoint's; only the full-profile lists stream from the
+profile file.
 """
 
 from __future__ import annotations
@@ -37,17 +40,21 @@ import msgspec
 from ._histogram import RELATIVE_ERROR
 from ._memory import MemoryAggregateSnapshot
 from ._profile import ProfileReader
+from ._record import MeasurementRecord
 
 __all__ = (
     "FIGURE_CGROUP",
     "FIGURE_DOCKER_STATS",
     "InstanceMemory",
     "MemoryReport",
+    "build_report",
     "incomplete_now",
     "instance_memory",
     "read_memory_report",
+    "report_path_for",
     "sebs_megabytes",
     "write_memory_report",
+    "write_reports",
     "write_sebs_memory_stats",
 )
 
@@ -238,3 +245,73 @@ def write_memory_report(path: str | os.PathLike[str], report: MemoryReport) -> N
 
 def read_memory_report(path: str | os.PathLike[str]) -> MemoryReport:
     return _report_decoder.decode(Path(path).read_bytes())
+
+
+# -- from the Sampler actors' records ----------------------------------------
+
+
+def report_path_for(stats_path: Path) -> Path:
+    """Where the typed report goes beside SeBS's file."""
+    if stats_path.name == "memory_stats.json":
+        return stats_path.with_name("memory_report.json")
+    return stats_path.with_name(f"{stats_path.stem}.report.json")
+
+
+def build_report(
+    deployment_id: str,
+    records: Sequence[MeasurementRecord],
+    *,
+    sampler_priority: str | None,
+    incomplete_reason: str | None = None,
+) -> MemoryReport:
+    return MemoryReport(
+        deployment=deployment_id,
+        sampler_priority=sampler_priority,
+        complete=incomplete_reason is None,
+        incomplete_reason=incomplete_reason,
+        incomplete_time=incomplete_now() if incomplete_reason else None,
+        instances=tuple(
+            instance_memory(
+                r.snapshot,
+                function=r.function,
+                instance=r.index,
+                container_id=r.container_id,
+                interval_ms=r.interval_ms,
+                source=r.source,
+                cgroup_layout=r.layout,
+                usage_file=r.usage_file,
+                kernel_peak_bytes=r.kernel_peak_bytes,
+                kernel_peak_reset=r.kernel_peak_reset,
+                end_reason=r.end_reason,
+            )
+            for r in records
+        ),
+    )
+
+
+def write_reports(
+    stats_path: Path,
+    profile_path: Path,
+    deployment_id: str,
+    records: Sequence[MeasurementRecord],
+    *,
+    sampler_priority: str | None,
+    incomplete_reason: str | None = None,
+) -> MemoryReport:
+    """Write both files; return the typed report."""
+    report = build_report(
+        deployment_id,
+        records,
+        sampler_priority=sampler_priority,
+        incomplete_reason=incomplete_reason,
+    )
+    precision_errors = sum(r.snapshot.late for r in records)
+    reader = ProfileReader(profile_path)
+    write_sebs_memory_stats(
+        stats_path,
+        [(r.container_id, r.snapshot) for r in records],
+        reader,
+        precision_errors,
+    )
+    write_memory_report(report_path_for(stats_path), report)
+    return report

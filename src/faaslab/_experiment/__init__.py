@@ -9,10 +9,12 @@
 - :mod:`._summary` / :mod:`._table` — summary math, and the table ``report`` prints
 - :mod:`._results` / :mod:`._readback` — the results directory, written and read back
 - :mod:`._runner` — :func:`run_experiment`
+- :mod:`._plots` — latency CDFs and memory over time (matplotlib, imported only when plotting)
 """
 
 from ._arrivals import poisson_arrivals
 from ._driver import Progress, ProgressCallback
+from ._plots import PLOT_HINT, write_plots
 from ._readback import read_summary, summarize_results
 from ._records import ErrorRecord, InvocationRecord, read_records
 from ._results import RunInfo, WorkloadRunInfo, read_run_info
@@ -37,6 +39,7 @@ from ._summary import (
 from ._table import format_table
 
 __all__ = (
+    "PLOT_HINT",
     "ErrorRecord",
     "ExperimentDeployment",
     "ExperimentResult",
@@ -64,4 +67,5 @@ __all__ = (
     "run_experiment",
     "summarize",
     "summarize_results",
+    "write_plots",
 )

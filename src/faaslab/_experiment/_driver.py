@@ -20,8 +20,7 @@ import structlog
 
 from .._deployment import Deployment
 from .._errors import FaaslabError, FunctionFailed
-from .._function import Instance
-from .._invocation import Invocation
+from .._function import Instance, Invocation
 from ._arrivals import poisson_arrivals
 from ._records import InvocationRecord, error_of
 from ._results import WorkloadRunInfo

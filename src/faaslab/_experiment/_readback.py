@@ -12,9 +12,8 @@ from pathlib import Path
 
 import msgspec
 
-from .._aggregate import MemoryReport, read_memory_report
+from .._aggregate import MemoryReport, read_memory_report, report_path_for
 from .._errors import SpecError
-from .._reporting import report_path_for
 from ._records import InvocationRecord, read_records
 from ._results import INVOCATIONS, SAMPLES, SUMMARY, RunInfo, read_run_info
 from ._samples import InstanceSamples, read_samples

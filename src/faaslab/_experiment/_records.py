@@ -20,7 +20,7 @@ from typing import BinaryIO, Literal
 import msgspec
 
 from .._errors import FaaslabError, SpecError
-from .._invocation import Invocation
+from .._function import Invocation
 from ._spec import StartMode
 
 __all__ = (

@@ -22,9 +22,8 @@ import anyio
 import msgspec
 import structlog
 
-from .._deployment import Deployment
+from .._deployment import Deployment, open_deployment
 from .._errors import FaaslabError
-from .._open import open_deployment
 from ._driver import ProgressCallback, RunClock, WorkloadDriver
 from ._events import events_from_deployment, preload_events
 from ._readback import STATS_NAME, summarize_results

@@ -15,8 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import msgspec
 
-from .._aggregate import ProfileReader
-from .._measure import MeasurementRecord
+from .._aggregate import MeasurementRecord, ProfileReader
 
 __all__ = ("MAX_POINTS", "InstanceSamples", "read_samples", "thin", "write_samples")
 

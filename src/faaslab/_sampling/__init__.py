@@ -1,11 +1,19 @@
-"""Memory sampling: cgroup discovery, the sampling process and its client.
+"""Memory sampling: cgroup discovery, the sampling process, the Sampler actor.
 
 - :func:`find_memory_files` — which kernel file holds a container's memory (pure).
 - :class:`SamplingProcess` — the worker process reading those files on absolute
   deadlines, and the async pump delivering :class:`SampleBatch` per subscription.
 - :class:`PeakWatermark`, :func:`read_kernel_peak`, :func:`reset_peak` — the
   kernel's own peak.
-- :mod:`._protocol` — the frames between the two processes.
+- :class:`Sampler` — the Sampler actor: one container's memory, from the
+  sampling process (or the Docker stats API when cgroup files are out of
+  reach), folded into a running aggregate and the profile file; per-call
+  memory for invocations.
+
+Modules: ``_cgroup`` (discovery, pure), ``_worker`` (the sampling process),
+``_protocol`` (the frames between the two processes), ``_client`` (the pump
+in the deployment's process), ``_subscription`` (per-file batches),
+``_peak`` (kernel watermarks), ``_sampler`` (the actor).
 """
 
 from ._cgroup import (
@@ -17,6 +25,7 @@ from ._cgroup import (
 )
 from ._client import SamplingProcess
 from ._peak import PeakWatermark, read_kernel_peak, reset_peak
+from ._sampler import CallMemory, Sampler, container_pid
 from ._subscription import (
     KeyStatistics,
     SampleBatch,
@@ -26,16 +35,19 @@ from ._subscription import (
 )
 
 __all__ = (
+    "CallMemory",
     "HostCgroups",
     "KeyStatistics",
     "MemoryFiles",
     "PeakWatermark",
     "SampleBatch",
     "SampleSubscription",
+    "Sampler",
     "SamplingEnd",
     "SamplingProcess",
     "SamplingStatistics",
     "cgroup_version",
+    "container_pid",
     "describe_host_cgroups",
     "find_memory_files",
     "read_kernel_peak",

@@ -211,9 +211,17 @@ class SamplingProcess:
             state.late, state.skipped = previous.late, previous.skipped
             state.dropped = previous.dropped
         self._keys[key] = state
-        await self._send_command(Register(key=key, path=path, interval_ns=interval_ns))
-        with anyio.move_on_after(self._register_timeout):
-            await state.registered.wait()
+        try:
+            await self._send_command(Register(key=key, path=path, interval_ns=interval_ns))
+            with anyio.move_on_after(self._register_timeout):
+                await state.registered.wait()
+        except BaseException:
+            # Cancelled (or the process failed) before the caller got the
+            # subscription: nobody else could ever close its streams.
+            state.ended = True
+            send.close()
+            receive.close()
+            raise
         if state.refusal is not None or not state.registered.is_set():
             state.ended = True
             send.close()
@@ -350,7 +358,7 @@ class SamplingProcess:
         subscription = state.subscription()
         if subscription is not None:
             subscription.end = end
-            subscription._end_stream()
+            subscription.drain_and_close()
 
     # -- commands, stderr, stopping ------------------------------------------------
 

@@ -32,7 +32,7 @@ import struct
 
 import msgspec
 
-from .._int64 import pack_int64, unpack_int64
+from .._util import pack_int64, unpack_int64
 
 __all__ = (
     "FRAME_HEADER",

@@ -107,7 +107,11 @@ class SampleSubscription:
         """Stop receiving: further batches for this key are dropped (and counted)."""
         await self._receive.aclose()
 
-    def _end_stream(self) -> None:
+    def close(self) -> None:
+        """Stop receiving at once (synchronous: safe in any ``finally``)."""
+        self._receive.close()
+
+    def drain_and_close(self) -> None:
         """At the end (the pump has closed its side): keep what is still
         buffered and close the stream, so no stream outlives its data."""
         while True:

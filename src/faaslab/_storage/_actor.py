@@ -22,10 +22,11 @@ import anyio
 import structlog
 from miniopy_async.api import Minio
 
-from .. import _labels
-from .._engine import Engine
+from .._backend import Backend, Label
 from .._errors import EngineError, FaaslabError, StorageError
+from .._spec import StorageSpec
 from ._client import S3Client, open_minio
+from ._options import external_credentials
 from ._server import (
     MINIO_IMAGE,
     NETWORK_ALIAS,
@@ -35,7 +36,6 @@ from ._server import (
     minio_recipe,
     seaweedfs_recipe,
 )
-from ._spec import StorageSpec, external_credentials
 
 __all__ = ("Storage", "open_storage")
 
@@ -150,7 +150,7 @@ class Storage(S3Client):
 
 @asynccontextmanager
 async def open_storage(
-    engine: Engine,
+    engine: Backend,
     spec: StorageSpec,
     *,
     deployment_id: str,
@@ -180,7 +180,7 @@ async def open_storage(
     else:
         await engine.require_image(recipe.image)
     name = f"faaslab-{deployment_id}-storage"
-    labels = {_labels.DEPLOYMENT: deployment_id, _labels.ROLE: "storage"}
+    labels = {Label.DEPLOYMENT: deployment_id, Label.ROLE: "storage"}
     bound = log.bind(deployment=deployment_id, kind=recipe.kind)
     volume_made = False
     container_id = ""
@@ -269,7 +269,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-async def _ensure_minio_image(engine: Engine, say: Progress) -> None:
+async def _ensure_minio_image(engine: Backend, say: Progress) -> None:
     if await engine.image_labels(MINIO_IMAGE) is not None:
         return
     say(f"pulling {MINIO_IMAGE}")
@@ -295,7 +295,7 @@ def _host_port(data: Mapping[str, Any] | None) -> int:
 
 
 async def _wait_ready(
-    engine: Engine, storage: Storage, recipe: ServerRecipe, timeout_s: float
+    engine: Backend, storage: Storage, recipe: ServerRecipe, timeout_s: float
 ) -> None:
     """Until an authenticated S3 call succeeds, watching the container: an exit fails fast."""
     assert storage.container_id is not None
@@ -351,7 +351,7 @@ async def _probe_until(storage: Storage, deadline: float) -> tuple[bool, str]:
     return False, last
 
 
-async def _teardown(engine: Engine, container_id: str, volume: str | None, *, keep: bool) -> None:
+async def _teardown(engine: Backend, container_id: str, volume: str | None, *, keep: bool) -> None:
     """Remove the container (a clean stop first when the data stays), then the volume."""
     remove_volume = volume is not None and not keep
     try:

@@ -23,7 +23,7 @@ from miniopy_async.api import Minio
 from miniopy_async.error import MinioException, S3Error
 
 from .._errors import FaaslabError, SpecError, StorageError
-from .._groups import first_error
+from .._util import first_error
 
 __all__ = ("S3Client", "UploadProgress", "open_minio", "open_s3_client")
 

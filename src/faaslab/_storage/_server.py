@@ -27,8 +27,8 @@ from typing import Any
 
 import msgspec
 
-from .. import _labels
-from .._images import storage_image
+from .._backend import Label
+from ._image import storage_image
 
 __all__ = (
     "MINIO_IMAGE",
@@ -132,8 +132,8 @@ def container_config(
         "Cmd": list(command if command is not None else recipe.command),
         "Env": [f"{k}={v}" for k, v in recipe.env.items()],
         "Labels": {
-            _labels.DEPLOYMENT: deployment_id,
-            _labels.ROLE: "storage",
+            Label.DEPLOYMENT: deployment_id,
+            Label.ROLE: "storage",
             "faaslab.storage": recipe.kind,
         },
         "ExposedPorts": {f"{S3_PORT}/tcp": {}},

@@ -1,0 +1,60 @@
+"""Where containers run: the Backend Protocol and the Docker-host backend.
+
+- :class:`Backend` (``_protocol``) — the one interface to a container engine;
+  every engine call in faaslab goes through it.
+- :class:`DockerEngine`, :func:`open_engine` (``_docker``) — the Docker host
+  (the local socket or ``DOCKER_HOST``), over aiodocker.
+- :class:`Label`, :func:`deployment_filter` (``_labels``) — the labels on
+  every object faaslab creates.
+- :func:`owner_token`, :func:`owner_alive` (``_owner``) — which process owns
+  a deployment, immune to pid reuse.
+- :func:`start_engine`, :func:`stop_engine` (``_daemon``) — a ``dockerd`` of
+  faaslab's own when no engine answers.
+- :func:`build_context`, :func:`input_digest`, :func:`run_with_progress`
+  (``_images``) — image builds without a registry: build contexts, input
+  hashes, long host commands.
+"""
+
+from ._daemon import EngineStatus, engine_answers, start_engine, stop_engine
+from ._docker import DEFAULT_ENDPOINT, DockerEngine, engine_endpoint, open_engine
+from ._images import (
+    IMAGE_LABEL,
+    INPUTS_LABEL,
+    BuildProgress,
+    ImageStatus,
+    build_context,
+    build_labels,
+    image_status,
+    input_digest,
+    run_with_progress,
+)
+from ._labels import Label, deployment_filter
+from ._owner import owner_alive, owner_token, process_start_time
+from ._protocol import Backend, EngineInfo
+
+__all__ = (
+    "DEFAULT_ENDPOINT",
+    "IMAGE_LABEL",
+    "INPUTS_LABEL",
+    "Backend",
+    "BuildProgress",
+    "DockerEngine",
+    "EngineInfo",
+    "EngineStatus",
+    "ImageStatus",
+    "Label",
+    "build_context",
+    "build_labels",
+    "deployment_filter",
+    "engine_answers",
+    "engine_endpoint",
+    "image_status",
+    "input_digest",
+    "open_engine",
+    "owner_alive",
+    "owner_token",
+    "process_start_time",
+    "run_with_progress",
+    "start_engine",
+    "stop_engine",
+)

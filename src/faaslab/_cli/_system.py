@@ -1,0 +1,162 @@
+"""The commands about the machine and the engine: engine, images, doctor, ps, gc."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import anyio
+
+from .._backend import IMAGE_LABEL, engine_answers, open_engine, start_engine, stop_engine
+from .._deployment import find_deployments, remove_deployment
+from .._errors import SpecError
+from ._doctor import run_checks
+from ._images import build_images, describe
+
+__all__ = ("register",)
+
+
+def progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def cmd_engine(args: argparse.Namespace) -> int:
+    if args.action == "up":
+        status = start_engine()
+        if status.started:
+            print(f"engine: started dockerd (pid {status.pid}), answering at {status.endpoint}")
+        else:
+            print(f"engine: already answering at {status.endpoint}")
+        return 0
+    if args.action == "down":
+        pid = stop_engine()
+        print("engine: no engine started by faaslab" if pid is None else f"engine: stopped {pid}")
+        return 0
+    answers = engine_answers()
+    print("engine: answering" if answers else "engine: not answering")
+    return 0 if answers else 1
+
+
+# -- images ---------------------------------------------------------------------
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    async def build() -> int:
+        async with open_engine() as engine:
+            results = await build_images(
+                engine, base=args.base, force=args.force, progress=progress
+            )
+        for status, rebuilt in results:
+            print(f"{status.name:<32} {'built' if rebuilt else 'up to date'}")
+        return 0
+
+    async def listing() -> int:
+        async with open_engine() as engine:
+            images = await engine.images_labeled(IMAGE_LABEL)
+        for line in describe(images):
+            print(line)
+        if not images:
+            print("no faaslab images: run `python -m faaslab images build`")
+        return 0
+
+    return anyio.run(build if args.action == "build" else listing)
+
+
+# -- doctor ---------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    async def doctor() -> int:
+        failed = 0
+        async for check in run_checks(base=args.base):
+            failed += not check.ok
+            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<34} {check.detail}", flush=True)
+        return 1 if failed else 0
+
+    return anyio.run(doctor)
+
+
+# -- ps / gc ----------------------------------------------------------------------
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    async def listing() -> int:
+        async with open_engine() as engine:
+            found = await find_deployments(engine)
+        if not found:
+            print("no faaslab deployments on the engine")
+            return 0
+        print(
+            f"{'deployment':<22} {'status':<9} {'containers':>10} {'running':>8} "
+            f"{'networks':>8} {'volumes':>7}  state file"
+        )
+        for d in found:
+            status = "live" if d.owner_alive else "orphaned"
+            print(
+                f"{d.deployment_id:<22} {status:<9} {d.containers:>10} {d.running:>8} "
+                f"{d.networks:>8} {d.volumes:>7}  {d.state_file or '-'}"
+            )
+        return 0
+
+    return anyio.run(listing)
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    async def collect() -> int:
+        async with open_engine() as engine:
+            orphans = [
+                d
+                for d in await find_deployments(engine)
+                if not d.owner_alive and (not args.ids or d.deployment_id in args.ids)
+            ]
+            if not orphans:
+                print("nothing to collect: every deployment has a live owner")
+                return 0
+            for d in orphans:
+                print(
+                    f"orphaned: {d.deployment_id} ({d.containers} container(s), "
+                    f"{d.networks} network(s), {d.volumes} volume(s))"
+                )
+            if not args.yes:
+                if not sys.stdin.isatty():
+                    raise SpecError("gc: not on a terminal; pass --yes to remove them")
+                answer = await anyio.to_thread.run_sync(input, "remove them? [y/N] ")
+                answer = answer.strip().lower()
+                if answer not in ("y", "yes"):
+                    print("nothing removed")
+                    return 0
+            for d in orphans:
+                removed = await remove_deployment(engine, d.deployment_id)
+                print(f"removed {removed} object(s) of {d.deployment_id}")
+        return 0
+
+    return anyio.run(collect)
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add engine, images, doctor, ps and gc to faaslab's command parser."""
+    engine = commands.add_parser("engine", help="start or stop faaslab's own Docker engine")
+    engine.add_argument("action", choices=("up", "down", "status"))
+    engine.set_defaults(handler=cmd_engine)
+
+    images = commands.add_parser("images", help="build or list faaslab's images (no registry)")
+    images.add_argument("action", choices=("build", "list"))
+    images.add_argument("--base", help="use this pullable Python image instead of mmdebstrap")
+    images.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    images.set_defaults(handler=cmd_images)
+
+    doctor = commands.add_parser("doctor", help="check the engine, cgroups and images")
+    doctor.add_argument("--base", help="the --base image the runtime was built from, if any")
+    doctor.set_defaults(handler=cmd_doctor)
+    ps = commands.add_parser("ps", help="every faaslab deployment on the engine, live or orphaned")
+    ps.set_defaults(handler=cmd_ps)
+
+    gc = commands.add_parser("gc", help="remove what belongs to deployments whose owner is gone")
+    gc.add_argument("--yes", action="store_true", help="do not ask")
+    gc.add_argument(
+        "ids",
+        nargs="*",
+        metavar="DEPLOYMENT_ID",
+        help="only these deployments (default: every orphaned one)",
+    )
+    gc.set_defaults(handler=cmd_gc)

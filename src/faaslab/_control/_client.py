@@ -1,0 +1,126 @@
+"""Talking to a supervisor: one connection (:func:`connect`), and spawning one.
+
+``faaslab start`` spawns ``python -m faaslab._control`` in a session of its
+own (:func:`spawn_supervisor`) and waits for its :class:`ReadyMessage`;
+``invoke``, ``status`` and ``stop`` connect to its socket.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+from anyio.abc import SocketStream
+
+from .._errors import FaaslabError
+from .._spec import DeploymentSpec
+from ._protocol import ReadyMessage, Reply, Request, decode_ready, decode_reply, encode
+
+__all__ = ("ControlClient", "connect", "spawn_supervisor")
+
+
+class ControlClient:
+    """One connection to a supervisor; requests are answered in order."""
+
+    def __init__(self, stream: SocketStream) -> None:
+        self._stream = stream
+        self._buffer = b""
+
+    async def request(self, request: Request) -> Reply:
+        await self._stream.send(encode(request) + b"\n")
+        while b"\n" not in self._buffer:
+            try:
+                chunk = await self._stream.receive(1 << 20)
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                raise FaaslabError("the supervisor closed the connection") from None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        reply: Reply = decode_reply(line)
+        return reply
+
+
+@asynccontextmanager
+async def connect(socket_path: Path) -> AsyncIterator[ControlClient]:
+    """Connect to a supervisor; FaaslabError when none listens there."""
+    try:
+        stream = await anyio.connect_unix(socket_path)
+    except OSError as exc:
+        raise FaaslabError(f"no supervisor answers at {socket_path}: {exc.strerror}") from exc
+    async with stream:
+        yield ControlClient(stream)
+
+
+def spawn_supervisor(spec: DeploymentSpec, state_path: Path, *, timeout: float) -> ReadyMessage:
+    """Start the detached supervisor; return once it is ready, or raise its error."""
+    workdir = state_path.with_name(f"{state_path.name}.d")
+    workdir.mkdir(mode=0o700, exist_ok=True)
+    spec_file = workdir / "spec.json"
+    spec_file.write_bytes(msgspec.json.encode(spec))
+    log_path = workdir / "supervisor.log"
+    read_fd, write_fd = os.pipe()
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "faaslab._control",
+                "--spec",
+                str(spec_file),
+                "--state",
+                str(state_path),
+                "--log",
+                str(log_path),
+                "--ready-fd",
+                str(write_fd),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            pass_fds=(write_fd,),
+            start_new_session=True,  # outlives `start`; Ctrl-C in its shell does not reach it
+        )
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        line = _read_line(pipe, timeout)
+    if not line:
+        process.poll()
+        tail = log_path.read_text(errors="replace").splitlines()[-15:]
+        raise FaaslabError(
+            f"the supervisor (pid {process.pid}) ended before it was ready; its log "
+            f"{log_path}:\n" + "\n".join(tail)
+        )
+    try:
+        message = decode_ready(line)
+    except msgspec.DecodeError as exc:
+        raise FaaslabError(f"the supervisor (pid {process.pid}) reported nonsense: {exc}") from exc
+    if not message.ok:
+        error = FaaslabError(message.error or "the supervisor failed to start (see its log)")
+        error.exit_code = message.exit_code
+        raise error
+    return message
+
+
+def _read_line(pipe: Any, timeout: float) -> bytes:
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FaaslabError(f"the supervisor did not report within {timeout:g} s")
+        ready, _, _ = select.select([pipe], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(pipe.fileno(), 65536)
+        if not chunk:
+            return data
+        data += chunk
+    return data.split(b"\n", 1)[0]

@@ -1,0 +1,139 @@
+"""Opening a deployment: everything before the first instance, and the final sweep.
+
+``open_deployment`` connects to the engine, checks the image, creates the
+deployment's network, builds packages and installs requirements
+(``_prepare``), starts the storage actor and generates SeBS inputs, then
+hands the parts over to the Deployment actor (``_actor.run_deployment``),
+which starts the instances in its task group. On the way out, whatever the
+reason, the deployment stops in order and a sweep by label removes anything
+a crash or an ill-timed cancellation left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import anyio
+import structlog
+
+from .._backend import Backend, Label, deployment_filter, open_engine, owner_token
+from .._errors import FaaslabError
+from .._sebs import generate_inputs
+from .._spec import DeploymentSpec
+from .._state import SupervisorRecord, check_writable
+from .._storage import open_storage
+from ._actor import Deployment, DeploymentParts, run_deployment
+from ._prepare import prepare_functions
+
+__all__ = ("open_deployment",)
+
+log = structlog.get_logger()
+
+
+async def _sweep(
+    engine: Backend, deployment_id: str, network_id: str, remove: bool, keep_data: bool
+) -> None:
+    """Remove whatever of the deployment is still on the engine, then its network.
+
+    With ``remove`` false (containers kept for debugging) nothing is touched;
+    with ``keep_data`` the storage volume stays.
+
+    The supervisors and the storage actor remove their own objects; this is
+    the safety net for anything a crash or a cancellation at the wrong moment
+    left behind.
+    """
+    if not remove:
+        return  # kept for debugging, network included, so `docker start` still works
+    label = deployment_filter(deployment_id)
+    try:
+        for container in await engine.containers_labeled(label):
+            log.warning(
+                "deployment.swept", deployment=deployment_id, container=container["Id"][:12]
+            )
+            await engine.remove_container(container["Id"])
+        if not keep_data:
+            for volume in await engine.volumes_labeled(label):
+                log.warning("deployment.swept", deployment=deployment_id, volume=volume["Name"])
+                await engine.remove_volume(volume["Name"])
+        await engine.remove_network(network_id)
+    except FaaslabError as exc:
+        # Never mask the error that ended the deployment; `faaslab gc` finishes this.
+        log.error("deployment.sweep_failed", deployment=deployment_id, error=str(exc))
+
+
+@asynccontextmanager
+async def open_deployment(
+    spec: DeploymentSpec,
+    *,
+    endpoint: str | None = None,
+    state_path: str | Path | None = None,
+    supervisor: SupervisorRecord | None = None,
+) -> AsyncIterator[Deployment]:
+    """Start a deployment and yield it; everything is removed when the block exits.
+
+    With ``state_path`` the deployment file is written (atomically) at every
+    change that matters and checkpointed about every second; the raw memory
+    profile then lives beside it, so that it survives the process.
+    """
+    deployment_id = spec.deployment_id or secrets.token_hex(4)
+    path = Path(os.path.abspath(state_path)) if state_path is not None else None
+    labels = {Label.DEPLOYMENT: deployment_id, Label.OWNER: owner_token()}
+    if path is not None:
+        labels[Label.STATE] = str(path)
+    if path is not None:
+        check_writable(path)
+    with tempfile.TemporaryDirectory(prefix=f"faaslab-{deployment_id}-") as tmp:
+        workdir = path.with_name(f"{path.name}.d") if path is not None else Path(tmp)
+        workdir.mkdir(mode=0o700, exist_ok=True)
+        async with open_engine(endpoint) as engine:
+            await engine.require_image(spec.image)
+            network_name = f"faaslab-{deployment_id}"
+            network_id = await engine.create_network(network_name, labels)
+            try:
+                prepared, benchmarks = await prepare_functions(engine, spec, workdir)
+                async with open_storage(
+                    engine, spec.storage, deployment_id=deployment_id, network=network_name
+                ) as storage:
+                    # In the spec's order, so that a one-benchmark deployment's
+                    # input is inputs[0], as in SeBS's out.json.
+                    inputs, input_functions = [], []
+                    for function in spec.functions:
+                        benchmark = benchmarks.get(function.name)
+                        if benchmark is not None and benchmark.can_generate_input:
+                            inputs.append(await generate_inputs(benchmark, storage))
+                            input_functions.append(function.name)
+                    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+                    async with aiohttp.ClientSession(connector=connector) as session:
+                        parts = DeploymentParts(
+                            spec=spec,
+                            engine=engine,
+                            deployment_id=deployment_id,
+                            session=session,
+                            network=network_name,
+                            labels=labels,
+                            workdir=workdir,
+                            state_path=path,
+                            supervisor=supervisor,
+                            prepared=prepared,
+                            storage=storage,
+                            benchmarks=benchmarks,
+                            inputs=inputs,
+                            input_functions=input_functions,
+                        )
+                        async with run_deployment(parts) as deployment:
+                            yield deployment
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(60):
+                    await _sweep(
+                        engine,
+                        deployment_id,
+                        network_id,
+                        spec.remove_containers,
+                        keep_data=spec.storage.keep,
+                    )

@@ -1,0 +1,135 @@
+"""Deployments whose owner died: find them, stop them, write what was measured.
+
+A supervisor killed with SIGKILL leaves its containers running and its state
+file behind. ``stop`` then removes every container, network and volume of the
+deployment (found by label, not by the possibly stale file) and writes the
+memory statistics from the last checkpoint and the profile file, marked
+incomplete with the time the supervisor was last heard of.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .._aggregate import MeasurementRecord, MemoryReport, write_reports
+from .._backend import Backend, Label, deployment_filter, owner_alive
+from .._state import DeploymentState, write_state
+
+__all__ = ("DeploymentOnEngine", "find_deployments", "remove_deployment", "stop_orphaned")
+
+
+class DeploymentOnEngine(msgspec.Struct, frozen=True):
+    """What the engine holds of one deployment, from labels alone."""
+
+    deployment_id: str
+    owner: str | None
+    owner_alive: bool
+    state_file: str | None
+    containers: int
+    running: int
+    networks: int
+    volumes: int
+
+
+async def find_deployments(engine: Backend) -> list[DeploymentOnEngine]:
+    label = deployment_filter()
+    grouped: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {
+            "owner": None,
+            "state": None,
+            "containers": 0,
+            "running": 0,
+            "networks": 0,
+            "volumes": 0,
+        }
+    )
+    for container in await engine.containers_labeled(label):
+        labels = container.get("Labels") or {}
+        entry = grouped[labels[Label.DEPLOYMENT]]
+        entry["containers"] += 1
+        entry["running"] += container.get("State") == "running"
+        entry["owner"] = entry["owner"] or labels.get(Label.OWNER)
+        entry["state"] = entry["state"] or labels.get(Label.STATE)
+    for network in await engine.networks_labeled(label):
+        labels = network.get("Labels") or {}
+        entry = grouped[labels[Label.DEPLOYMENT]]
+        entry["networks"] += 1
+        entry["owner"] = entry["owner"] or labels.get(Label.OWNER)
+        entry["state"] = entry["state"] or labels.get(Label.STATE)
+    for volume in await engine.volumes_labeled(label):
+        labels = volume.get("Labels") or {}
+        entry = grouped[labels[Label.DEPLOYMENT]]
+        entry["volumes"] += 1
+        entry["owner"] = entry["owner"] or labels.get(Label.OWNER)
+    return [
+        DeploymentOnEngine(
+            deployment_id=deployment_id,
+            owner=entry["owner"],
+            owner_alive=owner_alive(entry["owner"]),
+            state_file=entry["state"],
+            containers=entry["containers"],
+            running=entry["running"],
+            networks=entry["networks"],
+            volumes=entry["volumes"],
+        )
+        for deployment_id, entry in sorted(grouped.items())
+    ]
+
+
+async def remove_deployment(engine: Backend, deployment_id: str) -> int:
+    """Remove every container, network and volume of a deployment; return how many."""
+    label = deployment_filter(deployment_id)
+    removed = 0
+    for container in await engine.containers_labeled(label):
+        await engine.remove_container(container["Id"])
+        removed += 1
+    for network in await engine.networks_labeled(label):
+        await engine.remove_network(network["Id"])
+        removed += 1
+    for volume in await engine.volumes_labeled(label):
+        await engine.remove_volume(volume["Name"])
+        removed += 1
+    return removed
+
+
+async def stop_orphaned(
+    engine: Backend, state: DeploymentState, state_path: Path, stats_path: Path | None
+) -> MemoryReport | None:
+    """Stop a deployment whose supervisor is gone; write stats from its checkpoint."""
+    await remove_deployment(engine, state.id)
+    report = None
+    last_heard = state.checkpoint.at if state.checkpoint else state_path.stat().st_mtime
+    when = dt.datetime.fromtimestamp(last_heard, dt.UTC).isoformat(timespec="seconds")
+    if stats_path is not None and state.sampling is not None:
+        records = [
+            msgspec.convert(m, MeasurementRecord)
+            for m in (state.checkpoint.measurements if state.checkpoint else [])
+        ]
+        report = write_reports(
+            stats_path,
+            Path(state.sampling.profile),
+            state.id,
+            records,
+            sampler_priority=state.sampling.priority or None,
+            incomplete_reason=(
+                f"the supervisor (pid {state.supervisor.pid if state.supervisor else '?'}) "
+                f"died; statistics are from its last checkpoint at {when}"
+            ),
+        )
+    write_state(
+        state_path,
+        msgspec.structs.replace(
+            state,
+            status="stopped",
+            stopped_at=time.time(),
+            stats_path=str(stats_path) if report is not None else None,
+        ),
+    )
+    return report
+

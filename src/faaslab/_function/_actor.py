@@ -1,0 +1,406 @@
+"""The Function actor: one container serving one function instance.
+
+``open_instance`` creates the container (labels, limits, hardened, port
+published on 127.0.0.1 only), starts it and waits until ``/alive`` answers
+while watching for an early exit; it yields an :class:`Instance` that serves
+invocations, and on exit (normal, error or cancellation) stops and removes
+the container under a shielded scope with a bounded ladder.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import anyio
+import msgspec
+import structlog
+
+from .._backend import Backend, Label
+from .._errors import FaaslabError, InstanceLost, InstanceStartError, InvocationTimeout
+from .._spec import FunctionSpec
+from ._invocation import Invocation, RuntimeAnswer
+from ._lifecycle import InstanceState, Lifecycle
+
+if TYPE_CHECKING:
+    from .._sampling import Sampler
+
+__all__ = (
+    "CONTAINER_PORT",
+    "ExitInfo",
+    "Instance",
+    "InstanceContext",
+    "container_config",
+    "open_instance",
+)
+
+log = structlog.get_logger()
+
+CONTAINER_PORT = 8080
+#: Beyond the SIGTERM grace, how long removal may take before we give up waiting.
+REMOVE_BOUND_S = 30.0
+_decode_answer = msgspec.json.Decoder(RuntimeAnswer).decode
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class ExitInfo(msgspec.Struct, frozen=True):
+    """How a container ended."""
+
+    exit_code: int
+    oom_killed: bool
+    reason: str
+
+
+class InstanceContext(msgspec.Struct, frozen=True, kw_only=True):
+    """What every instance of a deployment shares."""
+
+    deployment_id: str
+    network: str
+    image: str
+    start_timeout_s: float
+    stop_grace_s: float
+    remove: bool
+    env: dict[str, str] = {}
+    #: Extra bind mounts "host:container:mode".
+    binds: list[str] = []
+    #: Labels every container of the deployment carries (owner, state file).
+    labels: dict[str, str] = {}
+    #: The directory mounted as the function's code, when not ``spec.code``
+    #: (a SeBS benchmark's built package).
+    code: str | None = None
+
+
+def container_config(
+    spec: FunctionSpec, instance: str, ctx: InstanceContext, generation: int
+) -> dict[str, Any]:
+    """The engine's create-container body for one instance (pure, testable)."""
+    env = {
+        **ctx.env,
+        **spec.env,
+        "FAASLAB_INSTANCE": instance,
+        "FAASLAB_PORT": str(CONTAINER_PORT),
+        "FAASLAB_FUNCTION": spec.name,
+        "FAASLAB_CONCURRENCY": str(spec.concurrency),
+    }
+    memory = spec.memory_mb * 1024 * 1024
+    return {
+        "Image": ctx.image,
+        "Env": [f"{k}={v}" for k, v in env.items()],
+        "Labels": {
+            **ctx.labels,
+            Label.DEPLOYMENT: ctx.deployment_id,
+            Label.FUNCTION: spec.name,
+            Label.INSTANCE: instance,
+            Label.ROLE: "function",
+            "faaslab.generation": str(generation),
+        },
+        "ExposedPorts": {f"{CONTAINER_PORT}/tcp": {}},
+        "HostConfig": {
+            "Binds": [f"{ctx.code or spec.code_path}:/function/function:ro", *ctx.binds],
+            # Only on loopback, on a port the engine picks: nothing outside
+            # this machine can reach a function, and parallel runs never clash.
+            "PortBindings": {f"{CONTAINER_PORT}/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
+            "NetworkMode": ctx.network,
+            "Memory": memory,
+            "MemorySwap": memory,  # no swap: over the limit is an OOM kill, as on a cloud
+            "NanoCpus": int(spec.cpus * 1e9),
+            "PidsLimit": 1024,
+            "Privileged": False,
+            "SecurityOpt": ["no-new-privileges"],
+            "CapDrop": ["ALL"],
+            "Init": False,
+        },
+        "NetworkingConfig": {
+            "EndpointsConfig": {ctx.network: {"Aliases": [instance]}},
+        },
+    }
+
+
+class Instance:
+    """A running, ready container serving one function."""
+
+    def __init__(
+        self,
+        engine: Backend,
+        spec: FunctionSpec,
+        name: str,
+        container_id: str,
+        host_port: int,
+        session: aiohttp.ClientSession,
+        lifecycle: Lifecycle,
+    ) -> None:
+        self.engine = engine
+        self.spec = spec
+        self.name = name
+        self.container_id = container_id
+        self.host_port = host_port
+        self.lifecycle = lifecycle
+        self.in_flight = 0
+        self.calls = 0
+        self.started_at = time.time()
+        #: Seconds from create to /alive answering.
+        self.start_s = 0.0
+        #: Set when faaslab itself ends the container (timeout, stop): not a crash.
+        self.retired_because: str | None = None
+        #: The Sampler actor's per-call memory hooks, when sampling is on
+        #: (:meth:`attach_memory`, once the container's Sampler runs).
+        self.memory: Sampler | None = None
+        self._session = session
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._url = f"http://127.0.0.1:{host_port}/"
+        self._log = log.bind(function=spec.name, instance=name)
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def attach_memory(self, sampler: Sampler) -> None:
+        """Give invocations this container's Sampler (its per-call memory hooks)."""
+        self.memory = sampler
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        cached = self._timeouts.get(seconds)
+        if cached is None:
+            cached = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return cached
+
+    @property
+    def sebs_url(self) -> str:
+        """The ``host:port`` form SeBS's ``out.json`` carries."""
+        return f"127.0.0.1:{self.host_port}"
+
+    @property
+    def has_capacity(self) -> bool:
+        return self.lifecycle.serving and self.in_flight < self.spec.concurrency
+
+    async def invoke(self, body: bytes, timeout: float) -> Invocation:
+        """POST one event (already JSON-encoded) and decode the runtime's answer."""
+        if self.in_flight == 0:
+            self.lifecycle.to(InstanceState.BUSY)
+        self.in_flight += 1
+        self.calls += 1
+        try:
+            client_send = time.time()
+            started = time.perf_counter()
+            try:
+                # aiohttp's own timeout: an anyio cancel scope per call costs
+                # tens of µs on the hot path, this a timer handle.
+                async with self._session.post(
+                    self._url, data=body, headers=_JSON_HEADERS, timeout=self._timeout(timeout)
+                ) as response:
+                    raw = await response.read()
+            except TimeoutError:
+                await self.retire(f"invocation timed out after {timeout:g} s")
+                raise InvocationTimeout(
+                    f"{self.spec.name}: no answer from {self.name} within {timeout:g} s "
+                    "(the instance is replaced, as a cloud platform would)"
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise await self._lost(exc) from exc
+            latency = time.perf_counter() - started
+            client_receive = time.time()
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0 and self.lifecycle.state is InstanceState.BUSY:
+                self.lifecycle.to(InstanceState.READY)
+        try:
+            answer = _decode_answer(raw)
+        except msgspec.DecodeError as exc:
+            raise FaaslabError(
+                f"{self.name} answered HTTP {response.status} with something that is not the "
+                f"runtime's JSON: {raw[:200]!r}"
+            ) from exc
+        return Invocation(
+            request_id=answer.request_id,
+            function=self.spec.name,
+            instance=self.name,
+            container_id=self.container_id,
+            is_cold=answer.is_cold,
+            begin=float(answer.begin or 0.0),
+            end=float(answer.end or 0.0),
+            compute_time_us=answer.compute_time_us or 0,
+            client_send=client_send,
+            client_receive=client_receive,
+            latency_s=latency,
+            output=answer.result.output if answer.result is not None else None,
+            error=answer.error,
+        )
+
+    async def _lost(self, exc: BaseException) -> InstanceLost:
+        """Explain a failed exchange: the container died, was OOM-killed, or the link broke."""
+        info = await self.exit_info(wait_s=2.0)
+        if info is None:
+            return InstanceLost(self.name, f"connection failed: {exc}")
+        self.lifecycle.to(InstanceState.FAILED) if self.lifecycle.can(
+            InstanceState.FAILED
+        ) else None
+        return InstanceLost(self.name, info.reason, oom_killed=info.oom_killed)
+
+    async def exit_info(self, wait_s: float = 0.0) -> ExitInfo | None:
+        """How the container ended, or None while it still runs (waits up to ``wait_s``)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            data = await self.engine.inspect_container(self.container_id)
+            if data is None:
+                return ExitInfo(-1, False, "its container was removed")
+            state = data.get("State") or {}
+            if not state.get("Running", False):
+                return describe_exit(state, self.spec.memory_mb)
+            if time.monotonic() >= deadline:
+                return None
+            await anyio.sleep(0.05)
+
+    async def wait_exit(self) -> ExitInfo:
+        """Wait until the container ends for any reason."""
+        await self.engine.wait_container(self.container_id)
+        info = await self.exit_info()
+        return info or ExitInfo(-1, False, "it stopped")
+
+    async def retire(self, reason: str) -> None:
+        """End the container on purpose (e.g. after a timeout): the supervisor replaces it."""
+        self.retired_because = reason
+        if self.lifecycle.can(InstanceState.FAILED):
+            self.lifecycle.to(InstanceState.FAILED)
+        with anyio.CancelScope(shield=True):
+            await self.engine.kill_container(self.container_id)
+
+
+def describe_exit(state: Mapping[str, Any], memory_mb: int) -> ExitInfo:
+    """An ExitInfo from the engine's ``State`` of an exited container."""
+    code = int(state.get("ExitCode", -1))
+    oom = bool(state.get("OOMKilled", False))
+    if oom:
+        reason = f"OOM-killed: it went over its memory limit of {memory_mb} MB (exit {code})"
+    elif code == 137:
+        reason = "killed (SIGKILL, exit 137)"
+    else:
+        reason = f"exited with code {code}"
+    return ExitInfo(code, oom, reason)
+
+
+async def _wait_alive(session: aiohttp.ClientSession, url: str, deadline: float) -> bool:
+    """Poll ``/alive`` until it answers 200 or the deadline passes."""
+    delay = 0.005
+    timeout = aiohttp.ClientTimeout(total=2.0)
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(url + "alive", timeout=timeout) as response:
+                if response.status == 200:
+                    await response.read()
+                    return True
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        await anyio.sleep(delay)
+        delay = min(delay * 1.5, 0.05)
+    return False
+
+
+def _host_port(data: Mapping[str, Any]) -> int:
+    ports = ((data.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{CONTAINER_PORT}/tcp")
+    for binding in ports or []:
+        if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
+            return int(binding["HostPort"])
+    raise InstanceStartError("the engine published no host port for the container")
+
+
+@asynccontextmanager
+async def open_instance(
+    engine: Backend,
+    spec: FunctionSpec,
+    index: int,
+    ctx: InstanceContext,
+    session: aiohttp.ClientSession,
+    *,
+    generation: int = 0,
+    name: str | None = None,
+) -> AsyncIterator[Instance]:
+    """Create, start and wait for one instance; stop and remove it on exit."""
+    name = name or f"{spec.name}-{index}"
+    container_name = f"faaslab-{ctx.deployment_id}-{name}" + (
+        f"-r{generation}" if generation else ""
+    )
+    lifecycle = Lifecycle()
+    container_id = ""
+    try:
+        created = time.monotonic()
+        # Shielded: a create cancelled mid-request may still happen on the
+        # engine, and then we would not know the id of what we must remove.
+        with anyio.CancelScope(shield=True), anyio.fail_after(REMOVE_BOUND_S):
+            container_id = await engine.create_container(
+                container_config(spec, name, ctx, generation), name=container_name
+            )
+        lifecycle.to(InstanceState.STARTING)
+        await engine.start_container(container_id)
+        data = await engine.inspect_container(container_id)
+        if data is None:
+            raise InstanceStartError(f"{name}: its container vanished right after start")
+        instance = Instance(engine, spec, name, container_id, _host_port(data), session, lifecycle)
+        ready = await _ready_or_exit(instance, session, created + ctx.start_timeout_s)
+        if not ready:
+            logs = await engine.container_logs(container_id)
+            raise InstanceStartError(
+                f"{name}: /alive did not answer within {ctx.start_timeout_s:g} s", logs=logs
+            )
+        lifecycle.to(InstanceState.READY)
+        instance.start_s = time.monotonic() - created
+        yield instance
+    except BaseException:
+        if lifecycle.can(InstanceState.FAILED):
+            lifecycle.to(InstanceState.FAILED)
+        raise
+    finally:
+        if container_id:
+            with anyio.CancelScope(shield=True):
+                await _teardown(engine, container_id, ctx, lifecycle)
+
+
+async def _ready_or_exit(
+    instance: Instance, session: aiohttp.ClientSession, deadline: float
+) -> bool:
+    """Wait for /alive while watching the container: an early exit fails fast."""
+    outcome: dict[str, Any] = {}
+
+    async with anyio.create_task_group() as tg:
+
+        async def poll() -> None:
+            outcome["ready"] = await _wait_alive(session, instance.url, deadline)
+            tg.cancel_scope.cancel()
+
+        async def watch() -> None:
+            outcome["exit"] = await instance.wait_exit()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(poll)
+        tg.start_soon(watch)
+
+    if "exit" in outcome and not outcome.get("ready"):
+        info: ExitInfo = outcome["exit"]
+        logs = await instance.engine.container_logs(instance.container_id)
+        raise InstanceStartError(
+            f"{instance.name} exited before it was ready: {info.reason}",
+            exit_code=info.exit_code,
+            logs=logs,
+        )
+    return bool(outcome.get("ready"))
+
+
+async def _teardown(
+    engine: Backend, container_id: str, ctx: InstanceContext, lifecycle: Lifecycle
+) -> None:
+    """The stop ladder: SIGTERM, grace, SIGKILL (the engine's stop), then remove."""
+    if lifecycle.can(InstanceState.STOPPING):
+        lifecycle.to(InstanceState.STOPPING)
+    try:
+        with anyio.fail_after(ctx.stop_grace_s + REMOVE_BOUND_S):
+            await engine.stop_container(container_id, ctx.stop_grace_s)
+            if ctx.remove:
+                await engine.remove_container(container_id)
+    except (FaaslabError, TimeoutError) as exc:
+        log.warning("instance.teardown_retry", container=container_id[:12], error=str(exc))
+        with anyio.move_on_after(REMOVE_BOUND_S):
+            await engine.remove_container(container_id)
+    if lifecycle.can(InstanceState.STOPPED):
+        lifecycle.to(InstanceState.STOPPED)

@@ -1,0 +1,464 @@
+"""SeBS benchmark directories: packaging, ``input.py``, ``validate_output``.
+
+A SeBS benchmark directory (spcl/serverless-benchmarks, ``benchmarks/<group>/
+<name>/``) holds ``config.json`` (``timeout`` s, ``memory`` MB, ``languages``,
+maybe ``modules``), ``input.py`` and ``python/`` (``function.py``, maybe
+``requirements.txt``, ``requirements.txt.3.11``, ``init.sh`` and static
+files). What SeBS does with it, and so what faaslab does:
+
+- the package is the ``*.py`` and ``requirements.txt*`` files of ``python/``,
+  then ``bash init.sh <package dir> false <arch>`` of the benchmark directory
+  and of ``python/``, when they exist (they copy static files such as
+  templates); the storage helper comes with the runtime unless the benchmark
+  ships its own ``storage.py``;
+- ``input.py`` is loaded on the host; ``buckets_count() -> (n_in, n_out)``
+  asks for input/output prefixes ``<benchmark>-<i>-input`` /
+  ``<benchmark>-<i>-output`` in one benchmarks bucket, and
+  ``generate_input(data_dir, size, benchmarks_bucket, input_paths,
+  output_paths, upload_func, nosql_func)`` returns the event, uploading
+  files with ``upload_func(bucket_idx, key, filepath)`` to
+  ``input_paths[bucket_idx] + "/" + key``;
+- ``validate_output(data_dir, input_config, output, language, storage)``
+  returns None when the output is right and a reason when not; ``output`` is
+  the handler's return value.
+
+NoSQL (``allocate_nosql`` in ``input.py``, ``"nosql"`` in ``modules``) is
+not supported yet: such a benchmark is refused before anything starts.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal, Protocol
+
+import anyio
+import anyio.from_thread
+import msgspec
+import structlog
+
+from .._errors import FaaslabError, SpecError
+
+__all__ = (
+    "BenchmarkStorage",
+    "SebsBenchmark",
+    "Verdict",
+    "build_package",
+    "generate_inputs",
+    "is_sebs_benchmark",
+    "load_benchmark",
+    "validate",
+)
+
+log = structlog.get_logger()
+
+LANGUAGE = "python"
+#: What SeBS's ``copy_code`` takes from ``python/``.
+PACKAGE_GLOBS = ("*.py", "requirements.txt*")
+#: Marks a directory ``build_package`` made, so that a rebuild may replace it.
+PACKAGE_MARKER = ".faaslab-package"
+INIT_TIMEOUT_S = 300.0
+
+
+class BenchmarkStorage(Protocol):
+    """What input generation and validation need of the storage (a :class:`Storage`)."""
+
+    def benchmarks_bucket_name(self) -> str: ...
+
+    def record_benchmark_buckets(
+        self, bucket: str, inputs: list[str], outputs: list[str]
+    ) -> None: ...
+
+    async def create_bucket(self, bucket: str) -> None: ...
+
+    async def bucket_exists(self, bucket: str) -> bool: ...
+
+    async def upload_file(self, bucket: str, key: str, path: Path | str) -> None: ...
+
+    async def download_file(self, bucket: str, key: str, path: Path | str) -> None: ...
+
+    async def list_objects(self, bucket: str, prefix: str = "") -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class SebsBenchmark:
+    """A loaded SeBS benchmark directory."""
+
+    #: The directory's name, e.g. ``110.dynamic-html``: the function's name.
+    name: str
+    path: Path
+    memory_mb: int
+    timeout_s: float
+    #: ``python/requirements.txt.3.11`` when present, else ``python/requirements.txt``.
+    requirements: Path | None
+    size: str
+    data_dir: Path | None
+    #: ``buckets_count()``, or None when ``input.py`` has none.
+    buckets: tuple[int, int] | None
+    #: ``input.py``, loaded (None when the benchmark has none).
+    module: ModuleType | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def can_generate_input(self) -> bool:
+        return callable(getattr(self.module, "generate_input", None))
+
+    @property
+    def can_validate(self) -> bool:
+        return callable(getattr(self.module, "validate_output", None))
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    """What ``validate_output`` said of an invocation's output.
+
+    ``status``: ``valid``; ``invalid`` (``reason`` from the validator);
+    ``unavailable`` (no validator, or it imports what only SeBS has);
+    ``error`` (the validator itself raised).
+    """
+
+    status: Literal["valid", "invalid", "unavailable", "error"]
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "valid"
+
+
+# -- the directory ------------------------------------------------------------
+
+
+def is_sebs_benchmark(path: Path | str) -> bool:
+    """Whether ``path`` looks like a SeBS benchmark with a Python implementation."""
+    directory = Path(path)
+    return (directory / "config.json").is_file() and (
+        directory / "python" / "function.py"
+    ).is_file()
+
+
+def _read_config(directory: Path) -> tuple[int, float, set[str]]:
+    """``memory`` (MB), ``timeout`` (s) and ``modules`` of ``config.json``."""
+    where = directory / "config.json"
+    try:
+        config = json.loads(where.read_text())
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"{where}: cannot read it as JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise SpecError(f"{where}: must be a JSON object")
+    memory, timeout = config.get("memory"), config.get("timeout")
+    if not isinstance(memory, int) or isinstance(memory, bool) or memory < 6:
+        raise SpecError(f"{where}: memory: {memory!r}; an integer number of MB >= 6 is needed")
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        raise SpecError(f"{where}: timeout: {timeout!r}; a number of seconds > 0 is needed")
+    languages = {
+        item if isinstance(item, str) else str(item.get("name") or item.get("language"))
+        for item in config.get("languages") or []
+        if isinstance(item, str | dict)
+    }
+    if languages and LANGUAGE not in languages:
+        raise SpecError(f"{where}: languages: {sorted(languages)}; faaslab runs python only")
+    modules = {str(m) for m in config.get("modules") or []}
+    return memory, float(timeout), modules
+
+
+def _load_input_module(path: Path, benchmark: str) -> ModuleType:
+    """Load ``input.py`` by path, in this process, under a name of its own."""
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(f"_faaslab_sebs_input_{digest}", path)
+    if spec is None or spec.loader is None:
+        raise SpecError(f"{path}: cannot be loaded as a module")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as exc:
+        raise SpecError(
+            f"{benchmark}: input.py imports what this Python lacks ({exc}); install it in "
+            "faaslab's environment to generate this benchmark's input"
+        ) from exc
+    except Exception as exc:
+        raise SpecError(
+            f"{benchmark}: input.py fails to load: {type(exc).__name__}: {exc}"
+        ) from exc
+    return module
+
+
+def _reads_data_dir(path: Path) -> bool:
+    """Whether ``generate_input`` uses its first parameter (the data directory)."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except SyntaxError:
+        return False  # the loader reports it
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "generate_input" and node.args.args:
+            parameter = node.args.args[0].arg
+            return any(
+                isinstance(n, ast.Name) and n.id == parameter and isinstance(n.ctx, ast.Load)
+                for n in ast.walk(node)
+            )
+    return False
+
+
+def load_benchmark(
+    directory: Path | str, *, size: str = "test", data_dir: Path | str | None = None
+) -> SebsBenchmark:
+    """Read a SeBS benchmark directory and load its ``input.py``.
+
+    Everything that would fail later fails here, before anything starts: not a
+    benchmark, NoSQL needed, ``data_dir`` needed but not given (or missing).
+    """
+    path = Path(directory).resolve()
+    if not is_sebs_benchmark(path):
+        raise SpecError(
+            f"{directory}: not a SeBS benchmark directory (config.json and python/function.py "
+            "are needed)"
+        )
+    if not size:
+        raise SpecError("size: empty; SeBS sizes are test, small and large")
+    name = path.name
+    memory, timeout, modules = _read_config(path)
+    python = path / "python"
+    requirements = next(
+        (p for p in (python / "requirements.txt.3.11", python / "requirements.txt") if p.is_file()),
+        None,
+    )
+    input_py = path / "input.py"
+    module = _load_input_module(input_py, name) if input_py.is_file() else None
+    if "nosql" in modules or callable(getattr(module, "allocate_nosql", None)):
+        raise SpecError(f"{name}: needs NoSQL storage, which faaslab does not support yet")
+    buckets = _buckets_count(module, name)
+    data = Path(data_dir).resolve() if data_dir is not None else None
+    if data is not None and not data.is_dir():
+        raise SpecError(f"data_dir: {data_dir} is not a directory")
+    if data is None and module is not None and _reads_data_dir(input_py):
+        raise SpecError(
+            f"{name}: its input.py reads the benchmark's data directory: pass --data-dir DIR "
+            f"(SeBS's benchmarks-data/{name})"
+        )
+    return SebsBenchmark(
+        name=name,
+        path=path,
+        memory_mb=memory,
+        timeout_s=timeout,
+        requirements=requirements,
+        size=size,
+        data_dir=data,
+        buckets=buckets,
+        module=module,
+    )
+
+
+def _buckets_count(module: ModuleType | None, name: str) -> tuple[int, int] | None:
+    count = getattr(module, "buckets_count", None)
+    if not callable(count):
+        return None
+    try:
+        n_in, n_out = count()
+        return int(n_in), int(n_out)
+    except Exception as exc:
+        raise SpecError(
+            f"{name}: input.py's buckets_count() must return (inputs, outputs): {exc}"
+        ) from exc
+
+
+# -- the package --------------------------------------------------------------
+
+
+def build_package(
+    benchmark_dir: Path | str, out_dir: Path | str, *, architecture: str = "x64"
+) -> Path:
+    """Build the function package as SeBS does; return its directory (``out_dir``).
+
+    ``out_dir`` must be missing, empty, or a package built before (it is replaced).
+    Runs ``init.sh`` scripts: call it from a worker thread in async code.
+    """
+    source = Path(benchmark_dir).resolve()
+    python = source / "python"
+    if not (python / "function.py").is_file():
+        raise SpecError(f"{benchmark_dir}: no python/function.py")
+    out = Path(out_dir).resolve()
+    if out.exists():
+        if (out / PACKAGE_MARKER).is_file():
+            shutil.rmtree(out)
+        elif not out.is_dir() or any(out.iterdir()):
+            raise SpecError(
+                f"package directory {out_dir} exists and was not made by faaslab: "
+                "give a new or empty directory"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    for pattern in PACKAGE_GLOBS:
+        for file in sorted(python.glob(pattern)):
+            if file.is_file():
+                shutil.copy2(file, out / file.name)
+    for directory in (source, python):
+        script = directory / "init.sh"
+        if script.is_file():
+            _run_init(script, out, architecture)
+    _make_world_readable(out)
+    (out / PACKAGE_MARKER).write_text(f"{source}\n")
+    log.debug("sebs.package_built", benchmark=source.name, package=str(out))
+    return out
+
+
+def _run_init(script: Path, package: Path, architecture: str) -> None:
+    try:
+        result = subprocess.run(
+            ["bash", str(script), str(package), "false", architecture],
+            cwd=script.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=INIT_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise SpecError(f"{script}: did not finish within {INIT_TIMEOUT_S:g} s") from exc
+    if result.returncode != 0:
+        tail = result.stdout.decode(errors="replace")[-2000:]
+        raise SpecError(f"{script} failed (exit {result.returncode}):\n{tail}")
+
+
+def _make_world_readable(root: Path) -> None:
+    """Function containers run as root without CAP_DAC_OVERRIDE: modes must allow reading."""
+    root.chmod(0o755)
+    for directory, subdirs, files in os.walk(root):
+        for name in subdirs:
+            (Path(directory) / name).chmod(0o755)
+        for name in files:
+            path = Path(directory) / name
+            if not path.is_symlink():
+                path.chmod(0o755 if os.access(path, os.X_OK) else 0o644)
+
+
+# -- inputs -------------------------------------------------------------------
+
+
+async def generate_inputs(
+    benchmark: SebsBenchmark,
+    storage: BenchmarkStorage | None,
+    *,
+    size: str | None = None,
+    data_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Run ``input.py``'s ``generate_input`` on the host; return the event it makes.
+
+    Creates the benchmarks bucket and the prefixes ``buckets_count()`` asks for;
+    ``upload_func`` uploads through ``storage``. ``size`` and ``data_dir``
+    default to the benchmark's.
+    """
+    name = benchmark.name
+    module = benchmark.module
+    if module is None or not benchmark.can_generate_input:
+        return {}
+    size = size or benchmark.size
+    data = data_dir if data_dir is not None else benchmark.data_dir
+    n_in, n_out = benchmark.buckets or (0, 0)
+    inputs = [f"{name}-{i}-input" for i in range(n_in)]
+    outputs = [f"{name}-{i}-output" for i in range(n_out)]
+    if storage is None:
+        if inputs or outputs:
+            raise SpecError(f"{name}: needs object storage (buckets_count {n_in, n_out}): not none")
+        bucket = ""
+    else:
+        bucket = storage.benchmarks_bucket_name()
+        await storage.create_bucket(bucket)
+        storage.record_benchmark_buckets(bucket, inputs, outputs)
+
+    def upload_func(bucket_idx: int, key: str, filepath: str) -> None:
+        if storage is None or not 0 <= bucket_idx < len(inputs):
+            raise SpecError(
+                f"{name}: input.py uploads to input bucket {bucket_idx}, but buckets_count() "
+                f"asked for {n_in}"
+            )
+        anyio.from_thread.run(storage.upload_file, bucket, f"{inputs[bucket_idx]}/{key}", filepath)
+
+    def nosql_func(*args: object, **kwargs: object) -> None:
+        raise SpecError(f"{name}: NoSQL is not supported yet (input.py called nosql_func)")
+
+    def run() -> Any:
+        data_arg = str(data) if data is not None else None
+        return module.generate_input(
+            data_arg, size, bucket, inputs, outputs, upload_func, nosql_func
+        )
+
+    try:
+        config = await anyio.to_thread.run_sync(run)
+    except FaaslabError:
+        raise
+    except (OSError, TypeError) as exc:
+        hint = " (pass --data-dir DIR: SeBS's benchmarks-data directory)" if data is None else ""
+        raise SpecError(
+            f"{name}: input.py's generate_input failed: {type(exc).__name__}: {exc}{hint}"
+        ) from exc
+    except Exception as exc:
+        raise SpecError(
+            f"{name}: input.py's generate_input (size {size!r}) failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(config, dict):
+        raise SpecError(f"{name}: generate_input returned {type(config).__name__}, not a dict")
+    try:
+        msgspec.json.encode(config)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"{name}: generate_input returned something not JSON: {exc}") from exc
+    log.info("sebs.input_generated", benchmark=name, size=size, bucket=bucket, inputs=inputs)
+    return config
+
+
+# -- validation ---------------------------------------------------------------
+
+
+class _BlockingStorage:
+    """SeBS's storage methods, blocking, for validators running in a worker thread."""
+
+    def __init__(self, storage: BenchmarkStorage) -> None:
+        self._storage = storage
+
+    def download(self, bucket_name: str, key: str, filepath: str) -> None:
+        anyio.from_thread.run(self._storage.download_file, bucket_name, key, filepath)
+
+    def upload(self, bucket_name: str, filepath: str, key: str) -> None:
+        anyio.from_thread.run(self._storage.upload_file, bucket_name, key, filepath)
+
+    def list_bucket(self, bucket_name: str, prefix: str = "") -> list[str]:
+        return anyio.from_thread.run(self._storage.list_objects, bucket_name, prefix)
+
+    def exists_bucket(self, bucket_name: str) -> bool:
+        return anyio.from_thread.run(self._storage.bucket_exists, bucket_name)
+
+
+async def validate(
+    benchmark: SebsBenchmark,
+    input_config: dict[str, Any],
+    output: Any,
+    storage: BenchmarkStorage | None,
+) -> Verdict:
+    """Ask ``input.py``'s ``validate_output`` about ``output`` (the handler's return).
+
+    Never raises for the validator's sake: a validator that cannot run says so
+    in the verdict, and the invocation stands.
+    """
+    function = getattr(benchmark.module, "validate_output", None)
+    if not callable(function):
+        return Verdict("unavailable", f"{benchmark.name}'s input.py has no validate_output")
+    data = str(benchmark.data_dir) if benchmark.data_dir is not None else None
+    blocking = _BlockingStorage(storage) if storage is not None else None
+
+    def run() -> Any:
+        return function(data, input_config, output, LANGUAGE, blocking)
+
+    try:
+        result = await anyio.to_thread.run_sync(run)
+    except ImportError as exc:
+        return Verdict("unavailable", f"validator unavailable: {exc}")
+    except Exception as exc:
+        log.warning("sebs.validator_failed", benchmark=benchmark.name, error=repr(exc))
+        return Verdict("error", f"the validator raised {type(exc).__name__}: {exc}")
+    if result is None or result is True:
+        return Verdict("valid")
+    if result is False:
+        return Verdict("invalid", "the validator returned False")
+    return Verdict("invalid", str(result))

@@ -1,0 +1,14 @@
+"""Leaf helpers that every room may use (they import nothing of faaslab but ``_errors``).
+
+- :func:`pack_int64` / :func:`unpack_int64` (``_int64``) — little-endian int64
+  arrays: the sampling frames and the profile file.
+- :func:`first_error` (``_groups``) — the error a user should see from an
+  exception group.
+- :func:`state_dir` (``_paths``) — faaslab's own directory on the host.
+"""
+
+from ._groups import first_error
+from ._int64 import pack_int64, unpack_int64
+from ._paths import state_dir
+
+__all__ = ("first_error", "pack_int64", "state_dir", "unpack_int64")
