@@ -14,7 +14,7 @@ import ipaddress
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,15 +23,15 @@ import structlog
 from miniopy_async.api import Minio
 
 from .._backend import Backend, Label
-from .._errors import EngineError, FaaslabError, StorageError
+from .._errors import EngineError, StorageError
 from .._spec import StorageSpec
 from ._client import S3Client, open_minio
+from ._container import ENGINE_STEP_S, published_port, remove_server, wait_server_ready
 from ._options import external_credentials
 from ._server import (
     MINIO_IMAGE,
     NETWORK_ALIAS,
     S3_PORT,
-    ServerRecipe,
     container_config,
     minio_recipe,
     seaweedfs_recipe,
@@ -43,13 +43,7 @@ log = structlog.get_logger()
 
 Progress = Callable[[str], None]
 
-#: Bound on one engine step of setting up or tearing down (create, remove).
-ENGINE_STEP_S = 30.0
-#: SIGTERM grace when the data is kept (a clean shutdown flushes it).
-STOP_GRACE_S = 5.0
 PULL_BOUND_S = 300.0
-#: Bound on one readiness probe: a server that accepts but never answers must not hang it.
-PROBE_TIMEOUT_S = 2.0
 
 
 class Storage(S3Client):
@@ -200,7 +194,7 @@ async def open_storage(
                 name=name,
             )  # fmt: skip
         await engine.start_container(container_id)
-        port = _host_port(await engine.inspect_container(container_id))
+        port = published_port(await engine.inspect_container(container_id), S3_PORT, "storage")
         async with open_minio(f"127.0.0.1:{port}", access_key, secret_key) as minio:
             storage = Storage(
                 minio,
@@ -215,14 +209,24 @@ async def open_storage(
                 version=recipe.version,
                 keep=spec.keep,
             )
-            await _wait_ready(engine, storage, recipe, spec.ready_timeout_s)
+            await wait_server_ready(
+                engine,
+                container_id,
+                storage.check,
+                server=f"the storage server ({recipe.kind})",
+                call="an authenticated S3 call",
+                logs_label="storage",
+                timeout_s=spec.ready_timeout_s,
+            )
             elapsed = time.monotonic() - started
             bound.info("storage.ready", endpoint=storage.host_endpoint, start_s=round(elapsed, 3))
             say(f"storage ready at {storage.host_endpoint} in {elapsed:.1f} s")
             yield storage
     finally:
         with anyio.CancelScope(shield=True):
-            await _teardown(engine, container_id, name if volume_made else None, keep=spec.keep)
+            await remove_server(
+                engine, container_id, name if volume_made else None, keep=spec.keep, what="storage"
+            )
 
 
 @asynccontextmanager
@@ -282,92 +286,3 @@ async def _ensure_minio_image(engine: Backend, say: Progress) -> None:
             f"have and cannot pull here ({exc or 'timed out'}); use --storage seaweedfs "
             "(built offline by `python -m faaslab images build`)"
         ) from exc
-
-
-def _host_port(data: Mapping[str, Any] | None) -> int:
-    if data is None:
-        raise StorageError("the storage container vanished right after start")
-    ports = ((data.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{S3_PORT}/tcp")
-    for binding in ports or []:
-        if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
-            return int(binding["HostPort"])
-    raise StorageError("the engine published no host port for the storage container")
-
-
-async def _wait_ready(
-    engine: Backend, storage: Storage, recipe: ServerRecipe, timeout_s: float
-) -> None:
-    """Until an authenticated S3 call succeeds, watching the container: an exit fails fast."""
-    assert storage.container_id is not None
-    container_id = storage.container_id
-    deadline = time.monotonic() + timeout_s
-    outcome: dict[str, Any] = {}
-
-    async with anyio.create_task_group() as tg:
-
-        async def poll() -> None:
-            outcome["ready"], outcome["last"] = await _probe_until(storage, deadline)
-            tg.cancel_scope.cancel()
-
-        async def watch() -> None:
-            outcome["exit"] = await engine.wait_container(container_id)
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(poll)
-        tg.start_soon(watch)
-
-    if outcome.get("ready"):
-        return
-    logs = await engine.container_logs(container_id, tail=30)
-    if "exit" in outcome:
-        message = (
-            f"the storage server ({recipe.kind}) exited with code {outcome['exit']} "
-            "before it was ready"
-        )
-    else:
-        message = (
-            f"the storage server ({recipe.kind}) did not answer an authenticated S3 call "
-            f"within {timeout_s:g} s (last: {outcome.get('last') or 'no answer'})"
-        )
-    if logs.strip():
-        message += "\n--- last storage log lines ---\n" + logs.rstrip()
-    raise StorageError(message)
-
-
-async def _probe_until(storage: Storage, deadline: float) -> tuple[bool, str]:
-    """Probe with ``list buckets`` until it succeeds or the deadline passes."""
-    delay = 0.02
-    last = ""
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            with anyio.fail_after(min(PROBE_TIMEOUT_S, remaining)):
-                await storage.check()
-            return True, ""
-        except (StorageError, TimeoutError) as exc:
-            last = str(exc) or type(exc).__name__
-        # The server gives no signal when it is ready: poll, bounded by the deadline.
-        await anyio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 1.5, 0.25)
-    return False, last
-
-
-async def _teardown(engine: Backend, container_id: str, volume: str | None, *, keep: bool) -> None:
-    """Remove the container (a clean stop first when the data stays), then the volume."""
-    remove_volume = volume is not None and not keep
-    try:
-        with anyio.fail_after(STOP_GRACE_S + 2 * ENGINE_STEP_S):
-            if container_id:
-                if keep:
-                    await engine.stop_container(container_id, STOP_GRACE_S)
-                await engine.remove_container(container_id)
-            if remove_volume:
-                assert volume is not None
-                await engine.remove_volume(volume)
-    except (FaaslabError, TimeoutError) as exc:
-        log.warning("storage.teardown_retry", container=container_id[:12], error=str(exc))
-        with anyio.move_on_after(ENGINE_STEP_S):
-            if container_id:
-                await engine.remove_container(container_id)
-            if remove_volume:
-                assert volume is not None
-                await engine.remove_volume(volume)

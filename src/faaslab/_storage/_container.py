@@ -1,0 +1,131 @@
+"""What the storage servers' actors share: the published port, readiness, teardown.
+
+The object store (``_actor``) and the NoSQL store (``_nosql``) each run one
+server container; both wait for it the same way (a real, authenticated API
+call, polled until a deadline while the container's exit is watched) and
+remove it the same way (a clean stop first when the data stays, bounded,
+retried once).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+import structlog
+
+from .._backend import Backend
+from .._errors import FaaslabError, StorageError
+
+__all__ = ("ENGINE_STEP_S", "published_port", "remove_server", "wait_server_ready")
+
+log = structlog.get_logger()
+
+#: Bound on one engine step of setting up or tearing down (create, remove).
+ENGINE_STEP_S = 30.0
+#: SIGTERM grace when the data is kept (a clean shutdown flushes it).
+STOP_GRACE_S = 5.0
+#: Bound on one readiness probe: a server that accepts but never answers must not hang it.
+PROBE_TIMEOUT_S = 2.0
+
+Probe = Callable[[], Awaitable[None]]
+
+
+def published_port(data: Mapping[str, Any] | None, port: int, what: str) -> int:
+    """The loopback host port the engine published for ``port`` of a container."""
+    if data is None:
+        raise StorageError(f"the {what} container vanished right after start")
+    ports = ((data.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{port}/tcp")
+    for binding in ports or []:
+        if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
+            return int(binding["HostPort"])
+    raise StorageError(f"the engine published no host port for the {what} container")
+
+
+async def wait_server_ready(
+    engine: Backend,
+    container_id: str,
+    probe: Probe,
+    *,
+    server: str,
+    call: str,
+    logs_label: str,
+    timeout_s: float,
+) -> None:
+    """Until ``probe`` succeeds, watching the container: an exit fails fast.
+
+    ``server`` names it in the error ("the storage server (seaweedfs)"),
+    ``call`` says what never succeeded ("an authenticated S3 call").
+    """
+    deadline = time.monotonic() + timeout_s
+    outcome: dict[str, Any] = {}
+
+    async with anyio.create_task_group() as tg:
+
+        async def poll() -> None:
+            outcome["ready"], outcome["last"] = await _probe_until(probe, deadline)
+            tg.cancel_scope.cancel()
+
+        async def watch() -> None:
+            outcome["exit"] = await engine.wait_container(container_id)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(poll)
+        tg.start_soon(watch)
+
+    if outcome.get("ready"):
+        return
+    logs = await engine.container_logs(container_id, tail=30)
+    if "exit" in outcome:
+        message = f"{server} exited with code {outcome['exit']} before it was ready"
+    else:
+        message = (
+            f"{server} did not answer {call} within {timeout_s:g} s "
+            f"(last: {outcome.get('last') or 'no answer'})"
+        )
+    if logs.strip():
+        message += f"\n--- last {logs_label} log lines ---\n" + logs.rstrip()
+    raise StorageError(message)
+
+
+async def _probe_until(probe: Probe, deadline: float) -> tuple[bool, str]:
+    """Probe until it succeeds or the deadline passes; return (ready, last error)."""
+    delay = 0.02
+    last = ""
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            with anyio.fail_after(min(PROBE_TIMEOUT_S, remaining)):
+                await probe()
+            return True, ""
+        except (StorageError, TimeoutError) as exc:
+            last = str(exc) or type(exc).__name__
+        # The servers give no signal when they are ready: poll, bounded by the deadline.
+        await anyio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.25)
+    return False, last
+
+
+async def remove_server(
+    engine: Backend, container_id: str, volume: str | None, *, keep: bool, what: str
+) -> None:
+    """Remove the container (a clean stop first when the data stays), then the volume."""
+    remove_volume = volume is not None and not keep
+    try:
+        with anyio.fail_after(STOP_GRACE_S + 2 * ENGINE_STEP_S):
+            if container_id:
+                if keep:
+                    await engine.stop_container(container_id, STOP_GRACE_S)
+                await engine.remove_container(container_id)
+            if remove_volume:
+                assert volume is not None
+                await engine.remove_volume(volume)
+    except (FaaslabError, TimeoutError) as exc:
+        log.warning(f"{what}.teardown_retry", container=container_id[:12], error=str(exc))
+        with anyio.move_on_after(ENGINE_STEP_S):
+            if container_id:
+                await engine.remove_container(container_id)
+            if remove_volume:
+                assert volume is not None
+                await engine.remove_volume(volume)
