@@ -1,7 +1,7 @@
 """Every image faaslab needs, built or checked in one place (``images``, ``doctor``).
 
 The recipes live with what they serve: the Python runtime's in ``_runtime``,
-the storage server's in ``_storage``.
+the storage servers' (object storage and NoSQL) in ``_storage``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,12 @@ from typing import Any
 
 from .._backend import INPUTS_LABEL, Backend, BuildProgress, ImageStatus
 from .._runtime import build_python_images, python_image_statuses
-from .._storage import build_storage_image, storage_image_status
+from .._storage import (
+    build_nosql_image,
+    build_storage_image,
+    nosql_image_status,
+    storage_image_status,
+)
 
 __all__ = ("build_images", "describe", "image_statuses")
 
@@ -26,6 +31,7 @@ async def image_statuses(engine: Backend, *, base: str | None = None) -> list[Im
     return [
         *await python_image_statuses(engine, base=base),
         await storage_image_status(engine),
+        await nosql_image_status(engine),
     ]
 
 
@@ -45,6 +51,7 @@ async def build_images(
         work = Path(tmp)
         results = await build_python_images(engine, work, progress, base=base, force=force)
         results.append(await build_storage_image(engine, work, progress, force=force))
+        results.append(await build_nosql_image(engine, work, progress, force=force))
     return results
 
 

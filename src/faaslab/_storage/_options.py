@@ -9,9 +9,15 @@ import os
 from collections.abc import Mapping
 
 from .._errors import SpecError
-from .._spec import StorageSpec
+from .._spec import NoSQLSpec, StorageSpec
 
-__all__ = ("ACCESS_KEY_ENV", "SECRET_KEY_ENV", "external_credentials", "parse_storage_option")
+__all__ = (
+    "ACCESS_KEY_ENV",
+    "SECRET_KEY_ENV",
+    "external_credentials",
+    "parse_nosql_option",
+    "parse_storage_option",
+)
 
 #: Credentials of an external endpoint come from the environment, never from a spec file.
 ACCESS_KEY_ENV = "FAASLAB_S3_ACCESS_KEY"
@@ -25,6 +31,17 @@ def parse_storage_option(text: str, *, keep: bool = False) -> StorageSpec:
     if value in ("seaweedfs", "minio", "none"):
         return StorageSpec(kind=value, keep=keep)  # type: ignore[arg-type]
     raise SpecError(f"--storage: {text!r}; expected seaweedfs, minio, none or http://HOST:PORT")
+
+
+def parse_nosql_option(text: str | None, *, keep: bool = False) -> NoSQLSpec:
+    """The CLI's ``--nosql [dynalite|scylladb|none|auto]`` (None: not given, i.e. auto)."""
+    value = "auto" if text is None else text.strip()
+    if value in ("auto", "dynalite", "scylladb", "none"):
+        return NoSQLSpec(kind=value, keep=keep)  # type: ignore[arg-type]
+    hint = ""
+    if os.path.isdir(value):  # `--nosql DIR`: the optional KIND took a function directory
+        hint = " (it took a function directory: put --nosql after them, or write --nosql=KIND)"
+    raise SpecError(f"--nosql: {text!r}; expected dynalite, scylladb, none or auto{hint}")
 
 
 def external_credentials(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
