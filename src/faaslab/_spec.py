@@ -18,7 +18,7 @@ import msgspec
 
 from ._errors import SpecError
 
-__all__ = ("DeploymentSpec", "FunctionSpec", "StorageSpec", "load_deployment_spec")
+__all__ = ("DeploymentSpec", "FunctionSpec", "NoSQLSpec", "StorageSpec", "load_deployment_spec")
 
 #: Docker object names allow these; SeBS names look like ``110.dynamic-html``.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -113,6 +113,42 @@ def _check_endpoint(endpoint: str) -> None:
 
 
 
+NoSQLKind = Literal["auto", "dynalite", "scylladb", "none"]
+_NOSQL_KINDS: tuple[str, ...] = ("auto", "dynalite", "scylladb", "none")
+
+
+class NoSQLSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The NoSQL store (the DynamoDB API) of a deployment.
+
+    - ``auto`` (default): a ``dynalite`` server, started only when a function
+      needs one (a SeBS benchmark whose ``config.json`` lists the ``nosql``
+      module or whose ``input.py`` has ``allocate_nosql``);
+    - ``dynalite``: always started (built offline, ``faaslab/dynalite``);
+    - ``scylladb``: ScyllaDB's Alternator, as SeBS runs it, when the engine
+      has or can pull its image;
+    - ``none``: never; a function that needs one is refused before anything starts.
+    """
+
+    kind: NoSQLKind = "auto"
+    #: Keep the data volume when the deployment stops (the container always goes).
+    keep: bool = False
+    #: Bound on the server answering a DynamoDB call.
+    ready_timeout_s: float = 60.0
+    #: Memory limit of the server container; None: the server's own default.
+    memory_mb: int | None = None
+    cpus: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in _NOSQL_KINDS:
+            raise SpecError(f"nosql.kind: {self.kind!r}; must be one of {', '.join(_NOSQL_KINDS)}")
+        if not self.ready_timeout_s > 0:
+            raise SpecError(f"nosql.ready_timeout_s: {self.ready_timeout_s}; must be > 0")
+        if self.memory_mb is not None and self.memory_mb < 64:
+            raise SpecError(f"nosql.memory_mb: {self.memory_mb}; must be >= 64")
+        if not 0 < self.cpus <= 64:
+            raise SpecError(f"nosql.cpus: {self.cpus}; must be in (0, 64]")
+
+
 class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One function: its code directory and how to run its instances."""
 
@@ -187,6 +223,8 @@ class DeploymentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     deployment_id: str | None = None
     #: Object storage for the functions (MINIO_* in their environment).
     storage: StorageSpec = StorageSpec()
+    #: NoSQL storage (the DynamoDB API; NOSQL_STORAGE_* in the functions' environment).
+    nosql: NoSQLSpec = NoSQLSpec()
     #: For SeBS benchmark directories: the input size and the benchmark data.
     sebs_size: str = "test"
     data_dir: str | None = None

@@ -2,7 +2,7 @@
 
 The file is JSON (msgspec) and keeps the keys SeBS users' scripts read from
 its ``out.json`` — ``functions[i].benchmark/name/instance_id/port/url``,
-``inputs``, ``storage`` — with faaslab's own fields beside them, never
+``inputs``, ``storage`` (and ``nosql``) — with faaslab's own fields beside them, never
 instead. ``version`` says which layout wrote it: a newer one is refused, an
 older one migrated (none exist yet); new fields always get defaults so that
 files written before them still load.
@@ -121,6 +121,8 @@ class DeploymentState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=F
     #: The function each entry of ``inputs`` belongs to (faaslab's; SeBS has one).
     input_functions: list[str] = []
     storage: dict[str, Any] | None = None
+    #: The NoSQL store (its endpoint, keys and tables), when one was started.
+    nosql: dict[str, Any] | None = None
     supervisor: SupervisorRecord | None = None
     sampling: SamplingRecord | None = None
     checkpoint: Checkpoint | None = None

@@ -36,7 +36,7 @@ from .._errors import FaaslabError, SpecError, StateError
 from .._sebs import is_sebs_benchmark
 from .._spec import DeploymentSpec, FunctionSpec
 from .._state import DeploymentState, check_writable, load_state
-from .._storage import parse_storage_option
+from .._storage import parse_nosql_option, parse_storage_option
 
 __all__ = (
     "add_deployment_options",
@@ -112,6 +112,18 @@ def add_deployment_options(parser: argparse.ArgumentParser) -> None:
         "--keep-storage", action="store_true", help="keep the storage data volume at stop"
     )
     parser.add_argument(
+        "--nosql",
+        nargs="?",
+        const="dynalite",
+        default=None,
+        metavar="KIND",
+        help="NoSQL storage (the DynamoDB API): dynalite (the default when given alone), "
+        "scylladb, none; without the option, started when a SeBS benchmark needs it",
+    )
+    parser.add_argument(
+        "--keep-nosql", action="store_true", help="keep the NoSQL data volume at stop"
+    )
+    parser.add_argument(
         "--size",
         default="test",
         choices=("test", "small", "large"),
@@ -149,6 +161,7 @@ def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
         )
     return DeploymentSpec(
         storage=parse_storage_option(args.storage, keep=args.keep_storage),
+        nosql=parse_nosql_option(args.nosql, keep=args.keep_nosql),
         sebs_size=args.size,
         data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
         functions=functions,

@@ -44,7 +44,7 @@ from .._sampling import Sampler, SamplingProcess, container_pid
 from .._sebs import SebsBenchmark
 from .._spec import DeploymentSpec, FunctionSpec
 from .._state import Checkpoint, DeploymentState, SamplingRecord, SupervisorRecord, write_state
-from .._storage import Storage
+from .._storage import NoSQL, Storage
 from .._util import first_error
 from ._events import EventHub
 from ._pool import DeploymentStatistics, FunctionPool, FunctionStatistics, InstanceStatistics, Slot
@@ -84,6 +84,8 @@ class DeploymentParts:
     #: What each function's containers mount (code, installed requirements).
     prepared: Mapping[str, PreparedFunction] = field(default_factory=dict)
     storage: Storage | None = None
+    #: The NoSQL store (None when no function needs one and the spec asks for none).
+    nosql: NoSQL | None = None
     #: SeBS benchmarks among the functions, by function name.
     benchmarks: Mapping[str, SebsBenchmark] = field(default_factory=dict)
     #: SeBS inputs generated at start, and the function each belongs to.
@@ -126,6 +128,8 @@ class Deployment:
         self.spec = spec
         #: The deployment's object storage (None with storage kind "none").
         self.storage = storage
+        #: The deployment's NoSQL store, the DynamoDB API (None when not started).
+        self.nosql = parts.nosql
         #: SeBS benchmarks among the functions, by function name.
         self.benchmarks: Mapping[str, SebsBenchmark] = parts.benchmarks
         self.engine = parts.engine
@@ -154,6 +158,7 @@ class Deployment:
         #: Which function each of ``inputs`` belongs to.
         self.input_functions: list[str] = list(parts.input_functions)
         self.storage_info: dict[str, Any] | None = storage.describe() if storage else None
+        self.nosql_info: dict[str, Any] | None = parts.nosql.describe() if parts.nosql else None
         self._log = log.bind(deployment=deployment_id)
         self._events = EventHub(self._log)
         self._context = InstanceContext(
@@ -167,10 +172,19 @@ class Deployment:
         )
         # Each function's containers mount its own code and requirements.
         storage_env = storage.function_env() if storage is not None else {}
+
+        def env_of(function: str) -> dict[str, str]:
+            if parts.nosql is None:
+                return storage_env
+            benchmark = parts.benchmarks.get(function)
+            # Each function sees the tables of its own benchmark only.
+            nosql_env = parts.nosql.function_env(benchmark.name if benchmark else None)
+            return {**storage_env, **nosql_env}
+
         self._contexts = {
             f.name: msgspec.structs.replace(
                 self._context,
-                env=storage_env,
+                env=env_of(f.name),
                 code=parts.prepared[f.name].code if f.name in parts.prepared else None,
                 binds=parts.prepared[f.name].binds if f.name in parts.prepared else [],
             )
@@ -573,6 +587,7 @@ class Deployment:
             inputs=self.inputs,
             input_functions=self.input_functions,
             storage=self.storage_info,
+            nosql=self.nosql_info,
             supervisor=self._supervisor,
             sampling=sampling,
             checkpoint=Checkpoint(

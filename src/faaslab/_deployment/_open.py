@@ -2,7 +2,9 @@
 
 ``open_deployment`` connects to the engine, checks the image, creates the
 deployment's network, builds packages and installs requirements
-(``_prepare``), starts the storage actor and generates SeBS inputs, then
+(``_prepare``), starts the storage actor and, when a function needs one or
+the spec asks, the NoSQL actor with the benchmarks' tables, and generates
+SeBS inputs, then
 hands the parts over to the Deployment actor (``_actor.run_deployment``),
 which starts the instances in its task group. On the way out, whatever the
 reason, the deployment stops in order and a sweep by label removes anything
@@ -14,7 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,10 +26,10 @@ import structlog
 
 from .._backend import Backend, Label, deployment_filter, open_engine, owner_token
 from .._errors import FaaslabError
-from .._sebs import generate_inputs
+from .._sebs import SebsBenchmark, deployment_tables, generate_inputs
 from .._spec import DeploymentSpec
 from .._state import SupervisorRecord, check_writable
-from .._storage import open_storage
+from .._storage import NoSQL, nosql_server_kind, open_nosql, open_storage
 from ._actor import Deployment, DeploymentParts, run_deployment
 from ._prepare import prepare_functions
 
@@ -37,12 +39,12 @@ log = structlog.get_logger()
 
 
 async def _sweep(
-    engine: Backend, deployment_id: str, network_id: str, remove: bool, keep_data: bool
+    engine: Backend, deployment_id: str, network_id: str, remove: bool, keep: frozenset[str]
 ) -> None:
     """Remove whatever of the deployment is still on the engine, then its network.
 
     With ``remove`` false (containers kept for debugging) nothing is touched;
-    with ``keep_data`` the storage volume stays.
+    the volumes of the roles in ``keep`` ("storage", "nosql") stay.
 
     The supervisors and the storage actor remove their own objects; this is
     the safety net for anything a crash or a cancellation at the wrong moment
@@ -57,14 +59,36 @@ async def _sweep(
                 "deployment.swept", deployment=deployment_id, container=container["Id"][:12]
             )
             await engine.remove_container(container["Id"])
-        if not keep_data:
-            for volume in await engine.volumes_labeled(label):
-                log.warning("deployment.swept", deployment=deployment_id, volume=volume["Name"])
-                await engine.remove_volume(volume["Name"])
+        for volume in await engine.volumes_labeled(label):
+            if (volume.get("Labels") or {}).get(Label.ROLE) in keep:
+                continue
+            log.warning("deployment.swept", deployment=deployment_id, volume=volume["Name"])
+            await engine.remove_volume(volume["Name"])
         await engine.remove_network(network_id)
     except FaaslabError as exc:
         # Never mask the error that ended the deployment; `faaslab gc` finishes this.
         log.error("deployment.sweep_failed", deployment=deployment_id, error=str(exc))
+
+
+@asynccontextmanager
+async def _open_nosql_for(
+    engine: Backend,
+    spec: DeploymentSpec,
+    deployment_id: str,
+    network: str,
+    benchmarks: Mapping[str, SebsBenchmark],
+) -> AsyncIterator[NoSQL | None]:
+    """The NoSQL store when a function needs one or the spec asks for one, else None."""
+    needed_by = [name for name, benchmark in benchmarks.items() if benchmark.needs_nosql]
+    kind = nosql_server_kind(spec.nosql, needed_by)
+    if kind is None:
+        yield None
+        return
+    tables = deployment_tables(deployment_id, benchmarks)
+    async with open_nosql(
+        engine, spec.nosql, kind, deployment_id=deployment_id, network=network, tables=tables
+    ) as nosql:
+        yield nosql
 
 
 @asynccontextmanager
@@ -97,16 +121,27 @@ async def open_deployment(
             network_id = await engine.create_network(network_name, labels)
             try:
                 prepared, benchmarks = await prepare_functions(engine, spec, workdir)
-                async with open_storage(
-                    engine, spec.storage, deployment_id=deployment_id, network=network_name
-                ) as storage:
+                # Refused here, before any server starts: nosql "none" for a
+                # benchmark that needs it, a table declared twice.
+                nosql_server_kind(
+                    spec.nosql, [n for n, b in benchmarks.items() if b.needs_nosql]
+                )
+                deployment_tables(deployment_id, benchmarks)
+                async with (
+                    open_storage(
+                        engine, spec.storage, deployment_id=deployment_id, network=network_name
+                    ) as storage,
+                    _open_nosql_for(
+                        engine, spec, deployment_id, network_name, benchmarks
+                    ) as nosql,
+                ):
                     # In the spec's order, so that a one-benchmark deployment's
                     # input is inputs[0], as in SeBS's out.json.
                     inputs, input_functions = [], []
                     for function in spec.functions:
                         benchmark = benchmarks.get(function.name)
                         if benchmark is not None and benchmark.can_generate_input:
-                            inputs.append(await generate_inputs(benchmark, storage))
+                            inputs.append(await generate_inputs(benchmark, storage, nosql=nosql))
                             input_functions.append(function.name)
                     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
                     async with aiohttp.ClientSession(connector=connector) as session:
@@ -122,6 +157,7 @@ async def open_deployment(
                             supervisor=supervisor,
                             prepared=prepared,
                             storage=storage,
+                            nosql=nosql,
                             benchmarks=benchmarks,
                             inputs=inputs,
                             input_functions=input_functions,
@@ -135,5 +171,12 @@ async def open_deployment(
                         deployment_id,
                         network_id,
                         spec.remove_containers,
-                        keep_data=spec.storage.keep,
+                        keep=frozenset(
+                            role
+                            for role, kept in (
+                                ("storage", spec.storage.keep),
+                                ("nosql", spec.nosql.keep),
+                            )
+                            if kept
+                        ),
                     )

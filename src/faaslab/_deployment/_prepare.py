@@ -4,8 +4,9 @@ A plain function directory is mounted as it is. A SeBS benchmark directory
 is first built into a package as SeBS builds it (``_sebs.build_package``).
 Either way a ``requirements.txt`` is installed once for the runtime image
 (cached, ``_requirements``) and mounted read-only at
-``/function/.python_packages``. Everything here that can fail does so before
-the first container exists.
+``/function/.python_packages`` (a SeBS benchmark that lists the ``nosql``
+module gets ``boto3`` added, as SeBS adds it). Everything here that can fail
+does so before the first container exists.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ import msgspec
 
 from .._backend import Backend
 from .._runtime import LanguageRuntime, install_requirements, language_runtime
-from .._sebs import SebsBenchmark, build_package, is_sebs_benchmark, load_benchmark
+from .._sebs import (
+    SebsBenchmark,
+    add_module_requirements,
+    build_package,
+    is_sebs_benchmark,
+    load_benchmark,
+)
 from .._spec import DeploymentSpec, FunctionSpec
 from .._util import first_error
 
@@ -36,10 +43,9 @@ def _requirements_of(
     code: Path, benchmark: SebsBenchmark | None, runtime: LanguageRuntime
 ) -> Path | None:
     if benchmark is not None:
-        if benchmark.requirements is None:
-            return None
-        # build_package copied it into the package under the same name.
-        return code / benchmark.requirements.name
+        # build_package copied it into the package under the same name; the
+        # modules' packages (boto3 for nosql) are added to that copy.
+        return add_module_requirements(code, benchmark)
     plain = code / runtime.manifest
     return plain if plain.is_file() else None
 
@@ -63,7 +69,9 @@ async def prepare_functions(
             benchmarks[function.name] = benchmark
         runtime = language_runtime("python")
         binds: list[str] = []
-        requirements = _requirements_of(code, benchmark, runtime)
+        requirements = await anyio.to_thread.run_sync(
+            lambda: _requirements_of(code, benchmark, runtime)
+        )
         if requirements is not None and requirements.stat().st_size > 0:
             installed = await install_requirements(engine, requirements, image=spec.image)
             binds.append(f"{installed}:{runtime.packages_mount}:ro")

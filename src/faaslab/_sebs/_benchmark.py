@@ -22,8 +22,9 @@ files). What SeBS does with it, and so what faaslab does:
   returns None when the output is right and a reason when not; ``output`` is
   the handler's return value.
 
-NoSQL (``allocate_nosql`` in ``input.py``, ``"nosql"`` in ``modules``) is
-not supported yet: such a benchmark is refused before anything starts.
+NoSQL (``allocate_nosql`` in ``input.py``, ``"nosql"`` in ``modules``): the
+tables are read here (``_nosql``), created by the deployment's NoSQL store,
+and ``nosql_func`` writes to them through it (``write_to_table``).
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ import msgspec
 import structlog
 
 from .._errors import FaaslabError, SpecError
+from ._nosql import TableKeys, read_allocate_nosql
 
 __all__ = (
+    "BenchmarkNoSQL",
     "BenchmarkStorage",
     "SebsBenchmark",
     "Verdict",
@@ -88,6 +91,19 @@ class BenchmarkStorage(Protocol):
     async def list_objects(self, bucket: str, prefix: str = "") -> list[str]: ...
 
 
+class BenchmarkNoSQL(Protocol):
+    """What input generation needs of the NoSQL store (a :class:`~faaslab._storage.NoSQL`)."""
+
+    async def write_to_table(
+        self,
+        benchmark: str,
+        table: str,
+        data: dict[str, Any],
+        primary_key: tuple[str, Any],
+        secondary_key: tuple[str, Any] | None = None,
+    ) -> None: ...
+
+
 @dataclass(frozen=True)
 class SebsBenchmark:
     """A loaded SeBS benchmark directory."""
@@ -105,6 +121,14 @@ class SebsBenchmark:
     buckets: tuple[int, int] | None
     #: ``input.py``, loaded (None when the benchmark has none).
     module: ModuleType | None = field(default=None, repr=False, compare=False)
+    #: ``config.json``'s ``modules`` (``storage``, ``nosql``).
+    modules: frozenset[str] = frozenset()
+    #: ``allocate_nosql()``: table -> (primary key, secondary key or None).
+    nosql_tables: dict[str, TableKeys] = field(default_factory=dict)
+
+    @property
+    def needs_nosql(self) -> bool:
+        return "nosql" in self.modules or bool(self.nosql_tables)
 
     @property
     def can_generate_input(self) -> bool:
@@ -210,7 +234,7 @@ def load_benchmark(
     """Read a SeBS benchmark directory and load its ``input.py``.
 
     Everything that would fail later fails here, before anything starts: not a
-    benchmark, NoSQL needed, ``data_dir`` needed but not given (or missing).
+    benchmark, bad NoSQL tables, ``data_dir`` needed but not given (or missing).
     """
     path = Path(directory).resolve()
     if not is_sebs_benchmark(path):
@@ -229,8 +253,7 @@ def load_benchmark(
     )
     input_py = path / "input.py"
     module = _load_input_module(input_py, name) if input_py.is_file() else None
-    if "nosql" in modules or callable(getattr(module, "allocate_nosql", None)):
-        raise SpecError(f"{name}: needs NoSQL storage, which faaslab does not support yet")
+    tables = read_allocate_nosql(module, input_py, name)
     buckets = _buckets_count(module, name)
     data = Path(data_dir).resolve() if data_dir is not None else None
     if data is not None and not data.is_dir():
@@ -250,6 +273,8 @@ def load_benchmark(
         data_dir=data,
         buckets=buckets,
         module=module,
+        modules=frozenset(modules),
+        nosql_tables=tables,
     )
 
 
@@ -341,14 +366,16 @@ async def generate_inputs(
     benchmark: SebsBenchmark,
     storage: BenchmarkStorage | None,
     *,
+    nosql: BenchmarkNoSQL | None = None,
     size: str | None = None,
     data_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run ``input.py``'s ``generate_input`` on the host; return the event it makes.
 
     Creates the benchmarks bucket and the prefixes ``buckets_count()`` asks for;
-    ``upload_func`` uploads through ``storage``. ``size`` and ``data_dir``
-    default to the benchmark's.
+    ``upload_func`` uploads through ``storage``, ``nosql_func`` writes to the
+    tables of ``allocate_nosql()`` through ``nosql``. ``size`` and
+    ``data_dir`` default to the benchmark's.
     """
     name = benchmark.name
     module = benchmark.module
@@ -376,8 +403,28 @@ async def generate_inputs(
             )
         anyio.from_thread.run(storage.upload_file, bucket, f"{inputs[bucket_idx]}/{key}", filepath)
 
-    def nosql_func(*args: object, **kwargs: object) -> None:
-        raise SpecError(f"{name}: NoSQL is not supported yet (input.py called nosql_func)")
+    def nosql_func(
+        benchmark: str,
+        table: str,
+        data: dict[str, Any],
+        primary_key: tuple[str, Any],
+        secondary_key: tuple[str, Any] | None = None,
+    ) -> None:
+        if nosql is None:
+            raise SpecError(
+                f"{name}: input.py writes to the NoSQL table {table!r}, but the deployment "
+                "has no NoSQL storage"
+            )
+        # The name input.py passes is SeBS's directory name; the tables are
+        # this benchmark's whatever its directory is called here.
+        anyio.from_thread.run(
+            nosql.write_to_table,
+            name,
+            table,
+            dict(data),
+            tuple(primary_key),
+            tuple(secondary_key) if secondary_key is not None else None,
+        )
 
     def run() -> Any:
         data_arg = str(data) if data is not None else None
