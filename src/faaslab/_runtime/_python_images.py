@@ -4,8 +4,8 @@
   ``mmdebstrap`` and added to an empty image (``FROM scratch`` + ``ADD`` of
   the tarball: the same result as ``docker import``, through the build API).
 - ``faaslab/python:3.11`` — the function runtime: that base (or a pullable
-  image given with ``--base``) plus faaslab's in-container server and storage
-  helper (``runtimes/python/``) and the ``minio`` client, installed by the
+  image given with ``--base``) plus faaslab's in-container server and SeBS's
+  storage and nosql helpers (``runtimes/python/``) and the ``minio`` client, installed by the
   host's pip for the image's platform so no container ever needs the network.
 """
 
@@ -44,7 +44,7 @@ RUNTIME_IMAGE = "faaslab/python:3.11"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_PACKAGES = ("python3-minimal", "libpython3.11-stdlib", "python3-pip", "ca-certificates")
 MINIO_REQUIREMENT = "minio==7.2.20"
-RUNTIME_FILES = ("server.py", "storage.py")
+RUNTIME_FILES = ("server.py", "storage.py", "nosql.py")
 
 
 # -- inputs -------------------------------------------------------------------

@@ -16,9 +16,9 @@ Environment: ``FAASLAB_HOST`` (default ``0.0.0.0``), ``FAASLAB_PORT`` (default
 ``FAASLAB_INSTANCE`` (default: the hostname), ``FAASLAB_CODE_DIR`` (default
 ``/function``). The function is the package ``<CODE_DIR>/function/`` (its
 ``function.py`` defines ``handler``); ``<CODE_DIR>/.python_packages/lib/
-site-packages`` holds its installed requirements. The SeBS storage helper,
-``storage.py`` beside this file, is offered as the submodule
-``function.storage`` unless the function ships its own.
+site-packages`` holds its installed requirements. The SeBS helpers beside
+this file, ``storage.py`` and ``nosql.py``, are offered as the submodules
+``function.storage`` and ``function.nosql`` unless the function ships its own.
 
 Exit status: 0 after SIGTERM or SIGINT; 1 when the function cannot be imported
 or has no callable ``handler`` (the traceback goes to stderr, i.e. the
@@ -50,7 +50,8 @@ from typing import Any
 Handler = Callable[[dict[str, Any]], Any]
 
 PACKAGE = "function"
-HELPER = Path(__file__).with_name("storage.py")
+#: SeBS's helpers, offered as ``function.<name>`` (``from . import storage``).
+HELPERS = ("storage", "nosql")
 
 # Built once: encoding is on the hot path. allow_nan=False because NaN and
 # Infinity are not JSON and would fail in the host's decoder instead of here.
@@ -88,8 +89,9 @@ def load_handler(code_dir: Path) -> Handler:
     sys.modules[PACKAGE] = package
     # Registered before the package's own code runs, so that an __init__.py may
     # already say `from . import storage`.
-    if not (package_dir / "storage.py").exists():
-        _register_storage_helper(package)
+    for helper in HELPERS:
+        if not (package_dir / f"{helper}.py").exists():
+            _register_helper(package, helper)
     if spec.loader is not None:
         spec.loader.exec_module(package)
 
@@ -100,20 +102,24 @@ def load_handler(code_dir: Path) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
-def _register_storage_helper(package: ModuleType) -> None:
-    """Make ``from . import storage`` find SeBS's helper without touching the read-only code."""
-    if not HELPER.is_file():
-        print(f"faaslab: {HELPER} is missing; `from . import storage` will fail", file=sys.stderr)
+def _register_helper(package: ModuleType, helper_name: str) -> None:
+    """Make ``from . import <helper>`` find SeBS's helper without touching the read-only code."""
+    path = Path(__file__).with_name(f"{helper_name}.py")
+    if not path.is_file():
+        print(
+            f"faaslab: {path} is missing; `from . import {helper_name}` will fail",
+            file=sys.stderr,
+        )
         return
-    name = f"{PACKAGE}.storage"
-    spec = importlib.util.spec_from_file_location(name, HELPER)
+    name = f"{PACKAGE}.{helper_name}"
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {HELPER}")
+        raise ImportError(f"cannot load {path}")
     helper = importlib.util.module_from_spec(spec)
     sys.modules[name] = helper
     spec.loader.exec_module(helper)
     # `from . import storage` looks at the package attribute first.
-    vars(package)["storage"] = helper
+    vars(package)[helper_name] = helper
 
 
 def _describe(exc: BaseException) -> dict[str, str]:
