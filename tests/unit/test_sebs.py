@@ -105,18 +105,24 @@ def test_reading_data_dir_without_one_is_refused_up_front(tmp_path: Path) -> Non
     assert loaded.requirements is None
 
 
-def test_nosql_benchmarks_are_refused(tmp_path: Path) -> None:
+def test_nosql_benchmarks_are_loaded_with_their_tables(tmp_path: Path) -> None:
     by_input = copy_benchmark(REQUIREMENT, tmp_path / "a")
-    append(by_input / "input.py", "\n\ndef allocate_nosql():\n    return {'t': {}}\n")
-    with pytest.raises(SpecError, match=r"NoSQL .* not support"):
-        load_benchmark(by_input)
+    append(
+        by_input / "input.py", "\n\ndef allocate_nosql():\n    return {'t': {'primary_key': 'k'}}\n"
+    )
+    loaded = load_benchmark(by_input)
+    assert loaded.nosql_tables == {"t": ("k", None)}
+    assert loaded.needs_nosql
 
     by_config = copy_benchmark(REQUIREMENT, tmp_path / "b")
     (by_config / "config.json").write_text(
         '{"timeout": 5, "memory": 128, "languages": ["python"], "modules": ["nosql"]}'
     )
-    with pytest.raises(SpecError, match="NoSQL"):
-        load_benchmark(by_config)
+    loaded = load_benchmark(by_config)
+    assert loaded.modules == {"nosql"}
+    assert loaded.nosql_tables == {}
+    assert loaded.needs_nosql
+    assert not load_benchmark(REQUIREMENT).needs_nosql
 
 
 @pytest.mark.parametrize(
@@ -253,7 +259,7 @@ async def test_nosql_func_and_bad_bucket_index_are_clear_errors(tmp_path: Path) 
         "\n\ndef generate_input(d, s, b, i, o, upload_func, nosql_func):\n"
         "    nosql_func('t', 'x', {}, ('k', 1), ('s', 2))\n",
     )
-    with pytest.raises(SpecError, match="NoSQL is not supported yet"):
+    with pytest.raises(SpecError, match="has no NoSQL storage"):
         await generate_inputs(load_benchmark(benchmark), MemoryStorage())
 
     benchmark = copy_benchmark(REQUIREMENT, tmp_path / "b")

@@ -6,7 +6,7 @@ as 130.crud-api run unchanged. Keys are ``(attribute name, value)`` pairs::
 
     db = nosql.nosql.get_instance()
     db.insert("shopping_cart", ("cart_id", c), ("product_id", p), {"price": 3})
-    db.get("shopping_cart", ("cart_id", c), ("product_id", p))   # -> {"cart_id": c, ..., "price": 3}
+    db.get("shopping_cart", ("cart_id", c), ("product_id", p))   # -> {..., "price": 3}
     db.update("shopping_cart", ("cart_id", c), ("product_id", p), {"price": 4})
     db.query("shopping_cart", ("cart_id", c), "product_id")     # -> [item, ...]
     db.delete("shopping_cart", ("cart_id", c), ("product_id", p))
@@ -156,8 +156,10 @@ class nosql:  # lower-case: SeBS's name, which functions import
             ExpressionAttributeValues=values,
         )
 
-    def query(self, table_name: str, primary_key: Key, _: str | None = None) -> list[dict[str, Any]]:
-        """Every item whose partition key is ``primary_key``; the sort key's name is unused (SeBS)."""
+    def query(
+        self, table_name: str, primary_key: Key, _: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every item whose partition key is ``primary_key`` (the sort key's name: unused, SeBS)."""
         table = self._get_table(table_name)
         request: dict[str, Any] = {
             "KeyConditionExpression": "#k = :k",
