@@ -55,7 +55,7 @@ from ._messages import (
     InstanceStarting,
     SamplerLagging,
 )
-from ._spec import DeploymentSpec, FunctionSpec, load_deployment_spec
+from ._spec import DeploymentSpec, FunctionSpec, NoSQLSpec, load_deployment_spec
 
 __all__ = (
     "Deployment",
@@ -92,6 +92,7 @@ __all__ = (
     "InvocationRecord",
     "InvocationTimeout",
     "MemoryReport",
+    "NoSQLSpec",
     "Progress",
     "RemoteError",
     "RequirementsError",
