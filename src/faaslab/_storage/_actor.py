@@ -23,10 +23,10 @@ import structlog
 from miniopy_async.api import Minio
 
 from .._backend import Backend, Label
-from .._errors import EngineError, StorageError
+from .._errors import StorageError
 from .._spec import StorageSpec
 from ._client import S3Client, open_minio
-from ._container import ENGINE_STEP_S, published_port, remove_server, wait_server_ready
+from ._container import pull_if_missing, run_server, wait_server_ready
 from ._options import external_credentials
 from ._server import (
     MINIO_IMAGE,
@@ -43,7 +43,6 @@ log = structlog.get_logger()
 
 Progress = Callable[[str], None]
 
-PULL_BOUND_S = 300.0
 
 
 class Storage(S3Client):
@@ -170,63 +169,56 @@ async def open_storage(
         access_key, secret_key
     )
     if recipe.image == MINIO_IMAGE:
-        await _ensure_minio_image(engine, say)
+        await pull_if_missing(
+            engine,
+            MINIO_IMAGE,
+            say,
+            what="storage kind 'minio'",
+            instead="use --storage seaweedfs (built offline by `python -m faaslab images build`)",
+        )
     else:
         await engine.require_image(recipe.image)
     name = f"faaslab-{deployment_id}-storage"
     labels = {Label.DEPLOYMENT: deployment_id, Label.ROLE: "storage"}
     bound = log.bind(deployment=deployment_id, kind=recipe.kind)
-    volume_made = False
-    container_id = ""
-    try:
-        started = time.monotonic()
-        say(f"starting storage ({recipe.kind} {recipe.version})")
-        # Shielded: a create cancelled mid-request may still happen on the
-        # engine, and then we would not know what to remove.
-        with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
-            await engine.create_volume(name, labels)
-            volume_made = True
-            container_id = await engine.create_container(
-                container_config(
-                    recipe, deployment_id=deployment_id, network=network, volume=name,
-                    command=command,
-                ),
-                name=name,
-            )  # fmt: skip
-        await engine.start_container(container_id)
-        port = published_port(await engine.inspect_container(container_id), S3_PORT, "storage")
-        async with open_minio(f"127.0.0.1:{port}", access_key, secret_key) as minio:
-            storage = Storage(
-                minio,
-                kind=recipe.kind,
-                deployment_id=deployment_id,
-                host_endpoint=f"127.0.0.1:{port}",
-                function_address=f"{NETWORK_ALIAS}:{S3_PORT}",
-                access_key=access_key,
-                secret_key=secret_key,
-                container_id=container_id,
-                volume=name,
-                version=recipe.version,
-                keep=spec.keep,
-            )
-            await wait_server_ready(
-                engine,
-                container_id,
-                storage.check,
-                server=f"the storage server ({recipe.kind})",
-                call="an authenticated S3 call",
-                logs_label="storage",
-                timeout_s=spec.ready_timeout_s,
-            )
-            elapsed = time.monotonic() - started
-            bound.info("storage.ready", endpoint=storage.host_endpoint, start_s=round(elapsed, 3))
-            say(f"storage ready at {storage.host_endpoint} in {elapsed:.1f} s")
-            yield storage
-    finally:
-        with anyio.CancelScope(shield=True):
-            await remove_server(
-                engine, container_id, name if volume_made else None, keep=spec.keep, what="storage"
-            )
+    started = time.monotonic()
+    say(f"starting storage ({recipe.kind} {recipe.version})")
+    config = container_config(
+        recipe, deployment_id=deployment_id, network=network, volume=name, command=command
+    )
+    async with (
+        run_server(
+            engine, name=name, labels=labels, config=config, port=S3_PORT, keep=spec.keep,
+            what="storage",
+        ) as (container_id, port),
+        open_minio(f"127.0.0.1:{port}", access_key, secret_key) as minio,
+    ):  # fmt: skip
+        storage = Storage(
+            minio,
+            kind=recipe.kind,
+            deployment_id=deployment_id,
+            host_endpoint=f"127.0.0.1:{port}",
+            function_address=f"{NETWORK_ALIAS}:{S3_PORT}",
+            access_key=access_key,
+            secret_key=secret_key,
+            container_id=container_id,
+            volume=name,
+            version=recipe.version,
+            keep=spec.keep,
+        )
+        await wait_server_ready(
+            engine,
+            container_id,
+            storage.check,
+            server=f"the storage server ({recipe.kind})",
+            call="an authenticated S3 call",
+            logs_label="storage",
+            timeout_s=spec.ready_timeout_s,
+        )
+        elapsed = time.monotonic() - started
+        bound.info("storage.ready", endpoint=storage.host_endpoint, start_s=round(elapsed, 3))
+        say(f"storage ready at {storage.host_endpoint} in {elapsed:.1f} s")
+        yield storage
 
 
 @asynccontextmanager
@@ -271,18 +263,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-async def _ensure_minio_image(engine: Backend, say: Progress) -> None:
-    if await engine.image_labels(MINIO_IMAGE) is not None:
-        return
-    say(f"pulling {MINIO_IMAGE}")
-    try:
-        with anyio.fail_after(PULL_BOUND_S):
-            await engine.pull_image(MINIO_IMAGE)
-    except (EngineError, TimeoutError) as exc:
-        raise StorageError(
-            f"storage kind 'minio' needs the image {MINIO_IMAGE}, which the engine does not "
-            f"have and cannot pull here ({exc or 'timed out'}); use --storage seaweedfs "
-            "(built offline by `python -m faaslab images build`)"
-        ) from exc

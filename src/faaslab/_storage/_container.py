@@ -1,4 +1,4 @@
-"""What the storage servers' actors share: the published port, readiness, teardown.
+"""What the storage servers' actors share: image, container and volume, readiness, teardown.
 
 The object store (``_actor``) and the NoSQL store (``_nosql``) each run one
 server container; both wait for it the same way (a real, authenticated API
@@ -10,16 +10,24 @@ retried once).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import structlog
 
 from .._backend import Backend
-from .._errors import FaaslabError, StorageError
+from .._errors import EngineError, FaaslabError, StorageError
 
-__all__ = ("ENGINE_STEP_S", "published_port", "remove_server", "wait_server_ready")
+__all__ = (
+    "ENGINE_STEP_S",
+    "published_port",
+    "pull_if_missing",
+    "remove_server",
+    "run_server",
+    "wait_server_ready",
+)
 
 log = structlog.get_logger()
 
@@ -31,6 +39,64 @@ STOP_GRACE_S = 5.0
 PROBE_TIMEOUT_S = 2.0
 
 Probe = Callable[[], Awaitable[None]]
+
+
+async def pull_if_missing(
+    engine: Backend,
+    image: str,
+    say: Callable[[str], None],
+    *,
+    what: str,
+    instead: str,
+    bound_s: float = 300.0,
+) -> None:
+    """Pull ``image`` unless the engine has it; a clear error (``instead``) when it cannot."""
+    if await engine.image_labels(image) is not None:
+        return
+    say(f"pulling {image}")
+    try:
+        with anyio.fail_after(bound_s):
+            await engine.pull_image(image)
+    except (EngineError, TimeoutError) as exc:
+        raise StorageError(
+            f"{what} needs the image {image}, which the engine does not have and cannot pull "
+            f"here ({exc or 'timed out'}); {instead}"
+        ) from exc
+
+
+@asynccontextmanager
+async def run_server(
+    engine: Backend,
+    *,
+    name: str,
+    labels: Mapping[str, str],
+    config: Mapping[str, Any],
+    port: int,
+    keep: bool,
+    what: str,
+) -> AsyncIterator[tuple[str, int]]:
+    """Create the volume ``name`` and the container (``config`` mounts it), start it.
+
+    Yields (container id, loopback host port of ``port``). Leaving the block
+    for any reason removes the container, and the volume unless ``keep``,
+    under a shielded, bounded scope.
+    """
+    volume_made = False
+    container_id = ""
+    try:
+        # Shielded: a create cancelled mid-request may still happen on the
+        # engine, and then we would not know what to remove.
+        with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
+            await engine.create_volume(name, labels)
+            volume_made = True
+            container_id = await engine.create_container(config, name=name)
+        await engine.start_container(container_id)
+        yield container_id, published_port(await engine.inspect_container(container_id), port, what)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await remove_server(
+                engine, container_id, name if volume_made else None, keep=keep, what=what
+            )
 
 
 def published_port(data: Mapping[str, Any] | None, port: int, what: str) -> int:

@@ -21,10 +21,10 @@ import anyio
 import structlog
 
 from .._backend import Backend, Label
-from .._errors import EngineError, StorageError
+from .._errors import StorageError
 from .._spec import NoSQLSpec
 from .._util import first_error
-from ._container import ENGINE_STEP_S, published_port, remove_server, wait_server_ready
+from ._container import pull_if_missing, run_server, wait_server_ready
 from ._nosql_client import NoSQLClient, open_dynamodb
 from ._nosql_server import (
     NOSQL_ALIAS,
@@ -181,80 +181,59 @@ async def open_nosql(
     say = progress or (lambda _: None)
     recipe = (scylladb_recipe if kind == "scylladb" else dynalite_recipe)(spec)
     if recipe.image == SCYLLADB_IMAGE:
-        await _ensure_scylladb_image(engine, say)
+        await pull_if_missing(
+            engine,
+            SCYLLADB_IMAGE,
+            say,
+            what="nosql kind 'scylladb'",
+            instead="use --nosql dynalite (built offline by `python -m faaslab images build`)",
+            bound_s=PULL_BOUND_S,
+        )
     else:
         await engine.require_image(recipe.image)
     access_key, secret_key = secrets.token_hex(10), secrets.token_hex(20)
     name = f"faaslab-{deployment_id}-nosql"
     labels = {Label.DEPLOYMENT: deployment_id, Label.ROLE: "nosql"}
-    volume_made = False
-    container_id = ""
-    try:
-        started = time.monotonic()
-        say(f"starting nosql ({recipe.kind} {recipe.version})")
-        # Shielded: a create cancelled mid-request may still happen on the engine.
-        with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
-            await engine.create_volume(name, labels)
-            volume_made = True
-            container_id = await engine.create_container(
-                nosql_container_config(
-                    recipe, deployment_id=deployment_id, network=network, volume=name,
-                    command=command,
-                ),
-                name=name,
-            )  # fmt: skip
-        await engine.start_container(container_id)
-        port = published_port(await engine.inspect_container(container_id), NOSQL_PORT, "nosql")
-        endpoint = f"127.0.0.1:{port}"
-        async with open_dynamodb(endpoint, access_key, secret_key) as client:
-            nosql = NoSQL(
-                client,
-                recipe=recipe,
-                endpoint=endpoint,
-                access_key=access_key,
-                secret_key=secret_key,
-                container_id=container_id,
-                volume=name,
-                keep=spec.keep,
-            )
-            await wait_server_ready(
-                engine,
-                container_id,
-                nosql.check,
-                server=f"the NoSQL server ({recipe.kind})",
-                call="a DynamoDB ListTables call",
-                logs_label="nosql",
-                timeout_s=spec.ready_timeout_s,
-            )
-            await nosql.create_tables(tables or [])
-            elapsed = time.monotonic() - started
-            log.info(
-                "nosql.ready",
-                deployment=deployment_id,
-                kind=recipe.kind,
-                endpoint=endpoint,
-                tables=len(nosql.tables),
-                start_s=round(elapsed, 3),
-            )
-            say(f"nosql ready at {endpoint} in {elapsed:.1f} s ({len(nosql.tables)} tables)")
-            yield nosql
-    finally:
-        with anyio.CancelScope(shield=True):
-            await remove_server(
-                engine, container_id, name if volume_made else None, keep=spec.keep, what="nosql"
-            )
-
-
-async def _ensure_scylladb_image(engine: Backend, say: Progress) -> None:
-    if await engine.image_labels(SCYLLADB_IMAGE) is not None:
-        return
-    say(f"pulling {SCYLLADB_IMAGE}")
-    try:
-        with anyio.fail_after(PULL_BOUND_S):
-            await engine.pull_image(SCYLLADB_IMAGE)
-    except (EngineError, TimeoutError) as exc:
-        raise StorageError(
-            f"nosql kind 'scylladb' needs the image {SCYLLADB_IMAGE}, which the engine does not "
-            f"have and cannot pull here ({exc or 'timed out'}); use --nosql dynalite "
-            "(built offline by `python -m faaslab images build`)"
-        ) from exc
+    started = time.monotonic()
+    say(f"starting nosql ({recipe.kind} {recipe.version})")
+    config = nosql_container_config(
+        recipe, deployment_id=deployment_id, network=network, volume=name, command=command
+    )
+    async with (
+        run_server(
+            engine, name=name, labels=labels, config=config, port=NOSQL_PORT, keep=spec.keep,
+            what="nosql",
+        ) as (container_id, port),
+        open_dynamodb(f"127.0.0.1:{port}", access_key, secret_key) as client,
+    ):  # fmt: skip
+        nosql = NoSQL(
+            client,
+            recipe=recipe,
+            endpoint=f"127.0.0.1:{port}",
+            access_key=access_key,
+            secret_key=secret_key,
+            container_id=container_id,
+            volume=name,
+            keep=spec.keep,
+        )
+        await wait_server_ready(
+            engine,
+            container_id,
+            nosql.check,
+            server=f"the NoSQL server ({recipe.kind})",
+            call="a DynamoDB ListTables call",
+            logs_label="nosql",
+            timeout_s=spec.ready_timeout_s,
+        )
+        await nosql.create_tables(tables or [])
+        elapsed = time.monotonic() - started
+        log.info(
+            "nosql.ready",
+            deployment=deployment_id,
+            kind=recipe.kind,
+            endpoint=nosql.endpoint,
+            tables=len(nosql.tables),
+            start_s=round(elapsed, 3),
+        )
+        say(f"nosql ready at {nosql.endpoint} in {elapsed:.1f} s ({len(nosql.tables)} tables)")
+        yield nosql
