@@ -1,4 +1,4 @@
-"""SeBS's result files without an engine: key names, units.
+"""SeBS's result files without an engine: key names, units, perf-cost accounting, result.csv.
 
 The expected key sets are SeBS's attribute names (``sebs/faas/function.py``,
 ``sebs/experiments/result.py``, ``sebs/experiments/perf_cost.py``): its
@@ -16,6 +16,15 @@ from typing import Any
 import pytest
 
 from faaslab._errors import SpecError
+from faaslab._sebs_perf_cost import (
+    CSV_HEADER,
+    PerfCostTally,
+    RunType,
+    process_perf_cost,
+    read_perf_cost_result,
+    result_file_name,
+    write_perf_cost_result,
+)
 from faaslab._sebs_results import (
     ExecutionResult,
     ResultConfig,
@@ -40,6 +49,14 @@ PROVIDER_KEYS = {"execution", "initialization"}
 STATS_KEYS = {"memory_used", "cold_start", "failure"}
 BILLING_KEYS = {"_memory", "_billed_time", "_gb_seconds"}
 EXPERIMENT_KEYS = {"config", "begin_time", "end_time", "result_bucket", "_invocations", "_metrics"}
+STATISTICS_KEYS = {
+    "samples_generated",
+    "failures",
+    "failures_count",
+    "incorrect",
+    "incorrect_count",
+    "cold_count",
+}
 CONFIG = ResultConfig(experiments={"runtime": {"language": "python"}}, deployment={"name": "local"})
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
@@ -254,3 +271,169 @@ def test_a_file_that_is_not_a_result_is_one_spec_error(tmp_path: Path) -> None:
         read_experiment_result(path)
     with pytest.raises(SpecError, match="cannot read it"):
         read_experiment_result(tmp_path / "missing.json")
+
+
+# -- perf-cost: run types and the tally ---------------------------------------
+
+
+def test_run_types_batch_and_cold_start_as_sebs() -> None:
+    assert [t.value for t in RunType] == ["cold", "warm", "burst", "sequential"]
+    assert [t.batch_size(50) for t in RunType] == [50, 50, 50, 1]
+    assert [t.enforces_cold_start for t in RunType] == [True, False, True, False]
+    assert [t.calls_before_first_batch for t in RunType] == [0, 0, 0, 1]
+
+
+def test_result_file_names() -> None:
+    assert result_file_name(RunType.COLD, 128) == "cold_results_128.json"
+    assert result_file_name(RunType.SEQUENTIAL, None) == "sequential_results.json"
+
+
+def test_the_first_batch_is_a_warm_up_but_its_failures_count() -> None:
+    tally = PerfCostTally(RunType.BURST, repetitions=2)
+    tally.add_batch([result("w1", cold=True), "boom in warm-up"])
+    assert not tally.done
+    assert tally.accepted == ()
+    tally.add_batch([result("a", cold=True), result("b")])
+    assert tally.done
+    stats = tally.statistics()
+    assert [r.request_id for r in tally.accepted] == ["a", "b"]
+    assert (stats.samples_generated, stats.cold_count) == (2, 1)
+    assert (stats.failures, stats.failures_count) == (["boom in warm-up"], 1)
+
+
+def test_cold_run_keeps_warm_results_as_incorrect() -> None:
+    tally = PerfCostTally(RunType.COLD, repetitions=2)
+    tally.add_batch([result("warm-up")])
+    tally.add_batch([result("c1", cold=True), result("w1", cold=False)])
+    assert not tally.done
+    tally.add_batch([result("c2", cold=True), "Failed invocation of function!"])
+    stats = tally.statistics()
+    assert [r.request_id for r in tally.accepted] == ["c1", "c2"]
+    assert [r.request_id for r in stats.incorrect] == ["w1"]
+    assert (stats.incorrect_count, stats.failures_count, stats.cold_count) == (1, 1, 2)
+
+
+def test_warm_run_drops_cold_results_silently() -> None:
+    tally = PerfCostTally(RunType.WARM, repetitions=3)
+    tally.add_batch([result("warm-up", cold=True)])
+    tally.add_batch([result("c", cold=True), result("w1"), result("w2")])
+    tally.add_batch([result("w3"), result("w4")])
+    stats = tally.statistics()
+    # A whole batch is taken even past `repetitions`, as SeBS does.
+    assert [r.request_id for r in tally.accepted] == ["w1", "w2", "w3", "w4"]
+    assert (stats.samples_generated, stats.incorrect_count, stats.cold_count) == (4, 0, 0)
+    assert tally.batches == 3
+
+
+def test_a_result_flagged_failed_is_a_failure_not_a_sample() -> None:
+    tally = PerfCostTally(RunType.SEQUENTIAL, repetitions=1)
+    tally.add_batch([result("warm-up")])
+    tally.add_batch([result("bad", failure=True)])
+    assert not tally.done
+    assert tally.statistics().failures == ["invocation bad failed"]
+
+
+def test_tally_refuses_no_repetitions() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        PerfCostTally(RunType.WARM, repetitions=0)
+
+
+def test_perf_cost_file_is_an_experiment_result_plus_statistics(tmp_path: Path) -> None:
+    tally = PerfCostTally(RunType.COLD, repetitions=1)
+    tally.add_batch([result("warm-up")])
+    tally.add_batch([result("c1", cold=True), result("w1")])
+    run = tally.result(config=CONFIG, function="f", begin_time=T0, end_time=T0 + 1)
+    path = write_perf_cost_result(tmp_path, RunType.COLD, 256, run)
+    assert path == tmp_path / "perf-cost" / "cold_results_256.json"
+    data = json.loads(path.read_text())
+    assert set(data) == EXPERIMENT_KEYS | {"statistics"}
+    assert set(data["statistics"]) == STATISTICS_KEYS
+    assert list(data["_invocations"]["f"]) == ["c1"]
+    assert set(data["statistics"]["incorrect"][0]) == RESULT_KEYS
+    assert read_perf_cost_result(path) == run
+
+
+def test_a_run_without_accepted_results_has_no_function_entry() -> None:
+    tally = PerfCostTally(RunType.WARM, repetitions=1)
+    tally.add_batch(["x"])
+    run = tally.result(config=CONFIG, function="f", begin_time=T0, end_time=T0)
+    assert run.invocations == {}
+
+
+# -- perf-cost: process -------------------------------------------------------
+
+
+def write_run(
+    directory: Path, run_type: RunType, memory: int | None, results: list[ExecutionResult]
+) -> Path:
+    tally = PerfCostTally(run_type, repetitions=len(results))
+    tally.add_batch([])  # the warm-up
+    tally.add_batch(results)
+    run = tally.result(config=CONFIG, function="f", begin_time=T0, end_time=T0 + 1)
+    return write_perf_cost_result(directory, run_type, memory, run)
+
+
+def test_process_writes_sebs_result_csv(tmp_path: Path) -> None:
+    write_run(tmp_path, RunType.WARM, 256, [result("w256")])
+    write_run(
+        tmp_path,
+        RunType.COLD,
+        128,
+        [result("c1", cold=True), result("c2", cold=True, memory_peak_bytes=None)],
+    )
+    write_run(tmp_path, RunType.WARM, 128, [result("w128", http_startup_s=0.1)])
+    (tmp_path / "perf-cost" / "notes.json").write_text("{}")  # not a result file: ignored
+
+    csv_path = process_perf_cost(tmp_path)
+
+    assert csv_path == tmp_path / "perf-cost" / "result.csv"
+    assert csv_path.read_bytes().decode() == (
+        "memory,type,is_cold,exec_time,connection_time,client_time,provider_time,mem_used\r\n"
+        "128,cold,True,100001,0.000412,250000,100001,3.5\r\n"
+        "128,cold,True,100001,0.000412,250000,100001,\r\n"
+        "128,warm,False,100001,0.1,250000,100001,3.5\r\n"
+        "256,warm,False,100001,0.000412,250000,100001,3.5\r\n"
+    )
+    assert ",".join(CSV_HEADER) == csv_path.read_text().splitlines()[0]
+
+
+def test_process_writes_processed_twins_without_outputs_and_reuses_them(tmp_path: Path) -> None:
+    source = write_run(tmp_path, RunType.BURST, 512, [result("b1")])
+    first = process_perf_cost(tmp_path).read_bytes()
+
+    twin = tmp_path / "perf-cost" / "burst_results_512-processed.json"
+    data = json.loads(twin.read_text())
+    assert data["_invocations"]["f"]["b1"]["output"]["result"] == {}
+    assert data["_invocations"]["f"]["b1"]["output"]["request_id"] == "b1"
+    assert set(data["statistics"]) == STATISTICS_KEYS
+    assert json.loads(source.read_text())["_invocations"]["f"]["b1"]["output"]["result"] == {
+        "output": {"result": 42}
+    }
+
+    source.unlink()  # the twin alone still yields the rows
+    assert process_perf_cost(tmp_path).read_bytes() == first
+
+
+def test_process_a_run_without_memory_sizes_writes_memory_0(tmp_path: Path) -> None:
+    write_run(tmp_path, RunType.SEQUENTIAL, None, [result("s1")])
+    rows = process_perf_cost(tmp_path).read_text().splitlines()
+    assert rows[1].startswith("0,sequential,False,")
+    assert (tmp_path / "perf-cost" / "sequential_results-processed.json").is_file()
+
+
+def test_process_without_results_is_one_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"no perf-cost/ directory; run `experiment invoke"):
+        process_perf_cost(tmp_path)
+    (tmp_path / "perf-cost").mkdir()
+    (tmp_path / "perf-cost" / "other.json").write_text("{}")
+    with pytest.raises(SpecError, match=r"no <type>_results_<memory>.json files") as caught:
+        process_perf_cost(tmp_path)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "perf-cost" / "result.csv").exists()
+
+
+def test_process_names_a_broken_result_file(tmp_path: Path) -> None:
+    (tmp_path / "perf-cost").mkdir()
+    (tmp_path / "perf-cost" / "cold_results_128.json").write_text('{"config": 1}')
+    with pytest.raises(SpecError, match=r"cold_results_128.json: not a SeBS perf-cost result"):
+        process_perf_cost(tmp_path)
