@@ -1,6 +1,7 @@
-"""SeBS config files without an engine: parsing, merging, every refusal.
+"""SeBS config files and benchmark names without an engine: parsing, merging, every refusal.
 
-The config below has the shape of SeBS's ``configs/python.json``.
+The config below has the shape of SeBS's ``configs/python.json``; the
+benchmark checkouts are fake trees in ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from faaslab._sebs_config import (
     parse_config,
     result_config,
 )
+from faaslab._sebs_lookup import benchmark_roots, find_benchmark, list_benchmarks
 from faaslab._sebs_perf_cost import RunType
 
 MINIO = {
@@ -352,3 +354,102 @@ def test_experiment_names() -> None:
         check_experiment("perf-cots")
     with pytest.raises(SpecError, match=r"'warmup': unknown; .*eviction-model$"):
         check_experiment("warmup")
+
+
+# -- benchmark lookup ---------------------------------------------------------
+
+
+def checkout(root: Path, *benchmarks: str) -> Path:
+    """A fake SeBS checkout: ``group/name`` entries under ``root/benchmarks``."""
+    for entry in benchmarks:
+        directory = root / "benchmarks" / entry
+        directory.mkdir(parents=True)
+        (directory / "config.json").write_text('{"timeout": 10, "memory": 128}')
+    return root
+
+
+@pytest.fixture
+def sebs(tmp_path: Path) -> Path:
+    root = checkout(
+        tmp_path / "sebs",
+        "100.webapps/110.dynamic-html",
+        "100.webapps/120.uploader",
+        "200.multimedia/210.thumbnailer",
+        "300.utilities/311.compression",
+    )
+    (root / "benchmarks" / "300.utilities" / "wrappers").mkdir()  # no config.json: not one
+    return root
+
+
+def test_finds_a_name_under_benchmarks_group_name(sebs: Path) -> None:
+    found = find_benchmark("210.thumbnailer", [sebs])
+    assert found == sebs / "benchmarks" / "200.multimedia" / "210.thumbnailer"
+    assert set(list_benchmarks([sebs])) == {
+        "110.dynamic-html",
+        "120.uploader",
+        "210.thumbnailer",
+        "311.compression",
+    }
+
+
+def test_the_current_directory_comes_first(
+    sebs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = checkout(tmp_path / "here", "900.mine/110.dynamic-html")
+    monkeypatch.chdir(here)
+    roots = benchmark_roots(sebs)
+    assert roots == (here, sebs)
+    assert find_benchmark("110.dynamic-html", roots) == (
+        here / "benchmarks" / "900.mine" / "110.dynamic-html"
+    )
+    assert find_benchmark("120.uploader", roots).parent.name == "100.webapps"
+    assert benchmark_roots() == (here,)
+
+
+def test_a_directory_is_taken_as_it_is(
+    sebs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = sebs / "benchmarks" / "100.webapps" / "120.uploader"
+    assert find_benchmark(directory, []) == directory
+    monkeypatch.chdir(directory.parent)
+    assert find_benchmark("120.uploader", []) == directory  # a relative directory
+    with pytest.raises(SpecError, match=r"wrappers: not a SeBS benchmark directory \(it has no"):
+        find_benchmark(sebs / "benchmarks" / "300.utilities" / "wrappers", [sebs])
+    with pytest.raises(SpecError, match=r"^nowhere/110.dynamic-html: no such benchmark directory$"):
+        find_benchmark("nowhere/110.dynamic-html", [sebs])
+
+
+@pytest.mark.parametrize(
+    ("query", "suggested"),
+    [
+        ("dynamic-html", "110.dynamic-html"),
+        ("110", "110.dynamic-html"),
+        ("111.dynamic-html", "110.dynamic-html"),
+        ("110.dynamic-htm", "110.dynamic-html"),
+        ("thumbnail", "210.thumbnailer"),
+        ("compresion", "311.compression"),
+    ],
+)
+def test_an_unknown_name_lists_close_matches(sebs: Path, query: str, suggested: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        find_benchmark(query, [sebs])
+    message = str(caught.value)
+    assert message.startswith(f"benchmark {query!r}: not found in {sebs / 'benchmarks'}; close")
+    assert suggested in message.partition("close matches: ")[2].split(", ")
+    assert "\n" not in message
+
+
+def test_an_unknown_name_with_nothing_close(sebs: Path) -> None:
+    with pytest.raises(
+        SpecError, match=r"'zzz': not found in .* \(4 benchmarks there, none close\)$"
+    ):
+        find_benchmark("zzz", [sebs])
+
+
+def test_no_checkout_at_all(tmp_path: Path) -> None:
+    with pytest.raises(
+        SpecError,
+        match=r"'110.dynamic-html': not found: no benchmarks/<group>/<name> directories in .*; "
+        r"run from a SeBS checkout, pass --benchmarks-root",
+    ):
+        find_benchmark("110.dynamic-html", [tmp_path])
