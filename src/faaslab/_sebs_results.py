@@ -179,7 +179,7 @@ def _local_datetime(unix_s: float) -> datetime:
     return datetime.fromtimestamp(unix_s)
 
 
-def _runtime_us(stamp: str | float) -> datetime:
+def _runtime_us(stamp: str) -> datetime:
     # As SeBS: float() of the runtime's "s.us" string, then fromtimestamp
     # (which rounds to the µs). UTC so that a DST switch does not shift one end.
     return datetime.fromtimestamp(float(stamp), tz=UTC)
@@ -206,6 +206,7 @@ def execution_result(
     failure: bool = False,
     init_us: int = 0,
     provider_execution_us: int | None = None,
+    answer_extras: Mapping[str, Any] | None = None,
 ) -> ExecutionResult:
     """The ExecutionResult of one faaslab invocation.
 
@@ -222,16 +223,19 @@ def execution_result(
     ``init_us``: a cold invocation's container start-to-ready time.
     ``provider_execution_us``: a platform-side execution time wider than the
     handler's, when the caller has one; defaults to ``times.benchmark``.
+    ``answer_extras``: the rest of the runtime's answer (faaslab's
+    ``compute_time_us``, ``instance``, ``error``), kept in ``output`` as SeBS
+    keeps the whole answer there.
     """
     begin, end = _local_datetime(client_begin), _local_datetime(client_end)
     answered = runtime_begin is not None and runtime_end is not None
     benchmark_us = 0
-    answer: dict[str, Any] = {"request_id": request_id, "is_cold": is_cold}
+    answer: dict[str, Any] = dict(answer_extras or {})
+    answer.update(request_id=request_id, is_cold=is_cold, result={"output": output})
     if runtime_begin is not None and runtime_end is not None:
-        benchmark_us = (_runtime_us(runtime_end) - _runtime_us(runtime_begin)) // _MICROSECOND
-        answer["begin"] = _stamp_text(runtime_begin)
-        answer["end"] = _stamp_text(runtime_end)
-    answer["result"] = {"output": output}
+        # From the very text written in `output`, as SeBS computes it from the answer.
+        answer["begin"], answer["end"] = _stamp_text(runtime_begin), _stamp_text(runtime_end)
+        benchmark_us = (_runtime_us(answer["end"]) - _runtime_us(answer["begin"])) // _MICROSECOND
     execution_us = provider_execution_us if provider_execution_us is not None else benchmark_us
     billed_ms = math.ceil(execution_us / 1000) if answered else None
     return ExecutionResult(

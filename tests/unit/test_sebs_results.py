@@ -149,6 +149,14 @@ def test_output_is_the_runtimes_answer_with_the_true_cold_flag() -> None:
     assert data["request_id"] == "req-1"
 
 
+def test_the_rest_of_the_runtimes_answer_is_kept_in_output() -> None:
+    extras = {"compute_time_us": 99_000, "instance": "f-0", "is_cold": "overridden"}
+    data = as_json(result(cold=True, answer_extras=extras))
+    assert data["output"]["compute_time_us"] == 99_000
+    assert data["output"]["instance"] == "f-0"
+    assert data["output"]["is_cold"] is True  # the measured fields win
+
+
 def test_runtime_stamps_as_floats_are_written_as_seconds_dot_micros() -> None:
     data = as_json(result(runtime_begin=T0 + 0.25, runtime_end=T0 + 0.5))
     assert (data["output"]["begin"], data["output"]["end"]) == (
