@@ -70,6 +70,7 @@ __all__ = (
     "check_deployment",
     "check_experiment",
     "load_config",
+    "load_storage",
     "parse_config",
     "result_config",
 )
@@ -246,15 +247,7 @@ def check_deployment(name: str, *, where: str = "--deployment") -> None:
 # -- reading ------------------------------------------------------------------
 
 
-def load_config(
-    path: Path | str,
-    *,
-    language: str | None = None,
-    language_version: str | None = None,
-    architecture: str | None = None,
-    deployment: str | None = None,
-) -> SebsConfig:
-    """Read ``--config CFG`` and merge the command line's overrides into it."""
+def _read_json(path: Path | str) -> object:
     try:
         text = Path(path).read_text()
     except OSError as exc:
@@ -262,18 +255,43 @@ def load_config(
     except UnicodeDecodeError as exc:
         raise SpecError(f"{path}: not JSON: not UTF-8 text ({exc.reason})") from exc
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpecError(
             f"{path}: not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from exc
+
+
+def load_storage(path: Path | str) -> LocalStorage | None:
+    """A storage description file (``sebs storage start --output-json``'s)."""
+    return _storage(_read_json(path), str(path))
+
+
+def load_config(
+    path: Path | str,
+    *,
+    language: str | None = None,
+    language_version: str | None = None,
+    architecture: str | None = None,
+    deployment: str | None = None,
+    storage_configuration: Path | str | None = None,
+) -> SebsConfig:
+    """Read ``--config CFG`` and merge the command line's overrides into it.
+
+    ``storage_configuration`` (``--storage-configuration JSON``) replaces
+    ``deployment.local.storage``, as in SeBS.
+    """
+    storage: LocalStorage | msgspec.UnsetType | None = msgspec.UNSET
+    if storage_configuration is not None:
+        storage = load_storage(storage_configuration)
     return parse_config(
-        data,
+        _read_json(path),
         source=str(path),
         language=language,
         language_version=language_version,
         architecture=architecture,
         deployment=deployment,
+        storage=storage,
     )
 
 
@@ -285,8 +303,12 @@ def parse_config(
     language_version: str | None = None,
     architecture: str | None = None,
     deployment: str | None = None,
+    storage: LocalStorage | msgspec.UnsetType | None = msgspec.UNSET,
 ) -> SebsConfig:
-    """:func:`load_config` for a config already decoded from JSON."""
+    """:func:`load_config` for a config already decoded from JSON.
+
+    ``storage``, when given, stands instead of ``deployment.local.storage``.
+    """
     if not isinstance(data, dict):
         raise SpecError(f"{source}: must be a JSON object, not {_json_kind(data)}")
     experiments = data.get("experiments")
@@ -299,15 +321,17 @@ def parse_config(
     experiments = _object(experiments, where)
     deployment_section = _object(data.get("deployment", {}), f"{source}: deployment")
     name = _deployment_name(deployment_section, deployment, source)
-    local = _object(deployment_section.get("local", {}), f"{source}: deployment.local")
-    storage = local.get("storage")
+    if isinstance(storage, msgspec.UnsetType):
+        local = _object(deployment_section.get("local", {}), f"{source}: deployment.local")
+        section = local.get("storage")
+        storage = (
+            _storage(section, source, "deployment.local.storage") if section is not None else None
+        )
     return SebsConfig(
         source=source,
         experiments=_experiments(experiments, where, language, language_version, architecture),
         deployment=name,
-        storage=_storage(storage, f"{source}: deployment.local.storage")
-        if storage is not None
-        else None,
+        storage=storage,
     )
 
 
@@ -422,11 +446,17 @@ def _perf_cost(value: object, where: str) -> PerfCostSettings:
     )
 
 
-def _storage(value: object, where: str) -> LocalStorage | None:
-    section = _object(value, where)
+def _storage(value: object, source: str, key: str = "") -> LocalStorage | None:
+    """A storage description at ``key`` of ``source`` (the top of the file when empty)."""
+
+    def at(*keys: str) -> str:
+        path = ".".join(k for k in (key, *keys) if k)
+        return f"{source}: {path}" if path else source
+
+    section = _object(value, at())
     if "object" not in section and "nosql" not in section:
         # SeBS's old flat shape: the MinIO description itself.
-        minio = _store(section, MinioStorage, where)
+        minio = _store(section, MinioStorage, at())
         return LocalStorage(object=minio) if minio is not None else None
     stores: dict[str, Any] = {}
     for kind, implementation, shape in (
@@ -435,14 +465,14 @@ def _storage(value: object, where: str) -> LocalStorage | None:
     ):
         if section.get(kind) is None:
             continue
-        entry = _object(section[kind], f"{where}.{kind}")
+        entry = _object(section[kind], at(kind))
         declared = entry.get("type")
         if declared != implementation:
             raise SpecError(
-                f"{where}.{kind}.type: {declared!r}; SeBS's local platform knows "
+                f"{at(kind, 'type')}: {declared!r}; SeBS's local platform knows "
                 f"{implementation} only"
             )
-        stores[kind] = _store(entry.get(implementation), shape, f"{where}.{kind}.{implementation}")
+        stores[kind] = _store(entry.get(implementation), shape, at(kind, implementation))
     if not any(stores.values()):
         return None
     return LocalStorage(**stores)

@@ -21,6 +21,7 @@ from faaslab._sebs_config import (
     check_deployment,
     check_experiment,
     load_config,
+    load_storage,
     parse_config,
     result_config,
 )
@@ -158,6 +159,29 @@ def test_old_flat_storage_and_the_empty_template() -> None:
     empty_object = {"object": {"type": "minio", "minio": {"address": ""}}}
     assert parse_config(config(**{"deployment.local.storage": empty_object})).storage is None
     assert parse_config(config(**{"deployment.local": ...})).storage is None
+
+
+def test_storage_configuration_file_replaces_the_configs_storage(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(config(**{"deployment.local.storage": {"object": "broken"}})))
+    out_storage = tmp_path / "out_storage.json"
+    out_storage.write_text(json.dumps({"object": {"type": "minio", "minio": MINIO}}))
+    parsed = load_config(cfg, storage_configuration=out_storage)
+    assert parsed.storage is not None
+    assert parsed.storage.object == MinioStorage(**MINIO)
+    assert parsed.storage.nosql is None
+    assert load_storage(out_storage) == parsed.storage
+    out_storage.write_text(json.dumps({"object": {"type": "minio", "minio": {"mapped_port": "x"}}}))
+    with pytest.raises(
+        SpecError,
+        match=r"out_storage\.json: object\.minio: Expected `int`, got `str` - at `\$\.mapped_port`",
+    ):
+        load_storage(out_storage)
+    out_storage.write_text("[]")
+    with pytest.raises(SpecError, match=r"out_storage\.json: must be a JSON object, not an array$"):
+        load_storage(out_storage)
+    with pytest.raises(SpecError, match=r"cfg.json: deployment.local.storage.object: must be"):
+        load_config(cfg)
 
 
 def test_host_endpoint_without_a_published_port_is_the_address() -> None:
