@@ -14,19 +14,21 @@ from typing import Any
 import pytest
 
 from faaslab._errors import SpecError
-from faaslab._sebs_config import (
+from faaslab._sebs import (
     UNSUPPORTED_EXPERIMENTS,
     MinioStorage,
     Runtime,
+    RunType,
+    benchmark_roots,
     check_deployment,
     check_experiment,
+    find_benchmark,
+    list_benchmarks,
     load_config,
     load_storage,
     parse_config,
     result_config,
 )
-from faaslab._sebs_lookup import benchmark_roots, find_benchmark, list_benchmarks
-from faaslab._sebs_perf_cost import RunType
 
 MINIO = {
     "address": "172.17.0.2:9000",

@@ -16,23 +16,21 @@ from typing import Any
 import pytest
 
 from faaslab._errors import SpecError
-from faaslab._sebs_perf_cost import (
+from faaslab._sebs import (
     CSV_HEADER,
-    PerfCostTally,
-    RunType,
-    process_perf_cost,
-    read_perf_cost_result,
-    result_file_name,
-    write_perf_cost_result,
-)
-from faaslab._sebs_results import (
     ExecutionResult,
+    PerfCostTally,
     ResultConfig,
+    RunType,
     encode_sebs_json,
     execution_result,
     experiment_result,
+    process_perf_cost,
     read_experiment_result,
+    read_perf_cost_result,
+    result_file_name,
     write_experiments_json,
+    write_perf_cost_result,
 )
 
 RESULT_KEYS = {"output", "request_id", "times", "provider_times", "stats", "billing"}

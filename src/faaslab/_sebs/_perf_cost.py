@@ -39,8 +39,8 @@ from typing import Any
 
 import msgspec
 
-from ._errors import SpecError
-from ._sebs_results import (
+from .._errors import SpecError
+from ._results import (
     ExecutionResult,
     ExperimentResult,
     ResultConfig,

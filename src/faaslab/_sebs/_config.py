@@ -51,9 +51,9 @@ from typing import Any, Literal, TypeVar, cast
 
 import msgspec
 
-from ._errors import SpecError
-from ._sebs_perf_cost import RunType
-from ._sebs_results import ResultConfig
+from .._errors import SpecError
+from ._perf_cost import RunType
+from ._results import ResultConfig
 
 __all__ = (
     "DEFAULT_VERSIONS",

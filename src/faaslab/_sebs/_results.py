@@ -66,7 +66,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ._errors import SpecError
+from .._errors import SpecError
 
 __all__ = (
     "EXPERIMENTS_FILE",
@@ -149,7 +149,7 @@ class ResultConfig(msgspec.Struct, frozen=True, kw_only=True):
     """``config``: SeBS's echo of the experiment and deployment configuration.
 
     Kept as plain JSON objects: SeBS's readers look into them by key, and
-    each platform writes its own ``deployment``. ``_sebs_config.result_config``
+    each platform writes its own ``deployment``. ``_config.result_config``
     builds the local one.
     """
 

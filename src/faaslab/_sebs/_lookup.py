@@ -15,7 +15,7 @@ import difflib
 from collections.abc import Iterable
 from pathlib import Path
 
-from ._errors import SpecError
+from .._errors import SpecError
 
 __all__ = ("benchmark_roots", "find_benchmark", "list_benchmarks")
 
