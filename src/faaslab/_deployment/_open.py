@@ -24,6 +24,7 @@ import structlog
 
 from .._backend import Backend, Label, deployment_filter, open_engine, owner_token
 from .._errors import FaaslabError
+from .._function import http_times_trace
 from .._sebs import generate_inputs
 from .._spec import DeploymentSpec
 from .._state import SupervisorRecord, check_writable
@@ -109,7 +110,9 @@ async def open_deployment(
                             inputs.append(await generate_inputs(benchmark, storage))
                             input_functions.append(function.name)
                     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
-                    async with aiohttp.ClientSession(connector=connector) as session:
+                    async with aiohttp.ClientSession(
+                        connector=connector, trace_configs=[http_times_trace()]
+                    ) as session:
                         parts = DeploymentParts(
                             spec=spec,
                             engine=engine,

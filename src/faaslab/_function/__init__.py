@@ -6,6 +6,8 @@
 - :class:`Lifecycle` (``_lifecycle``) — the instance's lifecycle as an
   explicit transition table, no I/O.
 - :class:`Invocation` (``_invocation``) — the record of one call.
+- :func:`http_times_trace` (``_http_times``) — the aiohttp trace that times a
+  call's connection and first byte, as SeBS's pycurl times do.
 """
 
 from ._actor import (
@@ -16,6 +18,7 @@ from ._actor import (
     container_config,
     open_instance,
 )
+from ._http_times import HttpTimes, http_times_trace
 from ._invocation import Invocation, RemoteError, RuntimeAnswer
 from ._lifecycle import TRANSITIONS, InstanceState, Lifecycle
 
@@ -23,6 +26,7 @@ __all__ = (
     "CONTAINER_PORT",
     "TRANSITIONS",
     "ExitInfo",
+    "HttpTimes",
     "Instance",
     "InstanceContext",
     "InstanceState",
@@ -31,5 +35,6 @@ __all__ = (
     "RemoteError",
     "RuntimeAnswer",
     "container_config",
+    "http_times_trace",
     "open_instance",
 )

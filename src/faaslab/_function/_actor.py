@@ -22,6 +22,7 @@ import structlog
 from .._backend import Backend, Label
 from .._errors import FaaslabError, InstanceLost, InstanceStartError, InvocationTimeout
 from .._spec import FunctionSpec
+from ._http_times import HttpTimes
 from ._invocation import Invocation, RuntimeAnswer
 from ._lifecycle import InstanceState, Lifecycle
 
@@ -185,11 +186,16 @@ class Instance:
         try:
             client_send = time.time()
             started = time.perf_counter()
+            http = HttpTimes()
             try:
                 # aiohttp's own timeout: an anyio cancel scope per call costs
                 # tens of µs on the hot path, this a timer handle.
                 async with self._session.post(
-                    self._url, data=body, headers=_JSON_HEADERS, timeout=self._timeout(timeout)
+                    self._url,
+                    data=body,
+                    headers=_JSON_HEADERS,
+                    timeout=self._timeout(timeout),
+                    trace_request_ctx=http,
                 ) as response:
                     raw = await response.read()
             except TimeoutError:
@@ -227,6 +233,8 @@ class Instance:
             latency_s=latency,
             output=answer.result.output if answer.result is not None else None,
             error=answer.error,
+            http_connect_s=http.connected_s,
+            http_first_byte_s=http.first_byte_s,
         )
 
     async def _lost(self, exc: BaseException) -> InstanceLost:

@@ -46,6 +46,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -274,16 +275,24 @@ def load_config(
     language_version: str | None = None,
     architecture: str | None = None,
     deployment: str | None = None,
-    storage_configuration: Path | str | None = None,
+    storage_configuration: Path | str | Sequence[Path | str] | None = None,
 ) -> SebsConfig:
     """Read ``--config CFG`` and merge the command line's overrides into it.
 
-    ``storage_configuration`` (``--storage-configuration JSON``) replaces
-    ``deployment.local.storage``, as in SeBS.
+    ``storage_configuration`` (``--storage-configuration JSON``, which SeBS
+    takes several times) replaces ``deployment.local.storage``, as in SeBS;
+    with several files, each store kind (``object``, ``nosql``) comes from
+    the last file that describes one.
     """
     storage: LocalStorage | msgspec.UnsetType | None = msgspec.UNSET
     if storage_configuration is not None:
-        storage = load_storage(storage_configuration)
+        paths = (
+            [storage_configuration]
+            if isinstance(storage_configuration, Path | str)
+            else list(storage_configuration)
+        )
+        if paths:
+            storage = _merge_storage([load_storage(path) for path in paths])
     return parse_config(
         _read_json(path),
         source=str(path),
@@ -292,6 +301,17 @@ def load_config(
         architecture=architecture,
         deployment=deployment,
         storage=storage,
+    )
+
+
+def _merge_storage(found: list[LocalStorage | None]) -> LocalStorage | None:
+    stores = [store for store in found if store is not None]
+    objects = [store.object for store in stores if store.object is not None]
+    nosqls = [store.nosql for store in stores if store.nosql is not None]
+    if not objects and not nosqls:
+        return None
+    return LocalStorage(
+        object=objects[-1] if objects else None, nosql=nosqls[-1] if nosqls else None
     )
 
 

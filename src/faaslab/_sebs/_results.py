@@ -67,6 +67,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from .._errors import SpecError
+from .._function import Invocation
 
 __all__ = (
     "EXPERIMENTS_FILE",
@@ -80,6 +81,8 @@ __all__ = (
     "encode_sebs_json",
     "execution_result",
     "experiment_result",
+    "failed_result",
+    "from_invocation",
     "read_experiment_result",
     "read_sebs_json",
     "write_experiments_json",
@@ -264,6 +267,68 @@ def execution_result(
             billed_time=billed_ms,
             gb_seconds=billed_ms * memory_mb if billed_ms is not None and memory_mb else 0,
         ),
+    )
+
+
+def from_invocation(
+    invocation: Invocation, *, memory_mb: int | None, init_us: int = 0
+) -> ExecutionResult:
+    """The ExecutionResult of a faaslab :class:`Invocation` (one that got an answer).
+
+    ``memory_mb``: the function's configured memory (billing); ``init_us``:
+    the instance's create-to-ready time, counted only when the call was cold.
+    A handler error is a ``failure`` whose ``output`` keeps the runtime's
+    ``error`` beside the (empty) result, as the answer carried it.
+    """
+    extras: dict[str, Any] = {
+        "compute_time_us": invocation.compute_time_us,
+        "instance": invocation.instance,
+    }
+    if invocation.error is not None:
+        extras["error"] = msgspec.to_builtins(invocation.error)
+    answered = invocation.begin > 0 and invocation.end > 0
+    return execution_result(
+        request_id=invocation.request_id,
+        client_begin=invocation.client_send,
+        client_end=invocation.client_receive,
+        http_startup_s=invocation.http_connect_s or 0.0,
+        http_first_byte_s=invocation.http_first_byte_s or 0.0,
+        runtime_begin=invocation.begin if answered else None,
+        runtime_end=invocation.end if answered else None,
+        is_cold=invocation.is_cold,
+        output=invocation.output,
+        memory_peak_bytes=invocation.memory_peak_bytes,
+        memory_mb=memory_mb,
+        failure=invocation.error is not None,
+        init_us=init_us,
+        answer_extras=extras,
+    )
+
+
+def failed_result(
+    error: BaseException | str, *, client_begin: float, client_end: float, memory_mb: int | None
+) -> ExecutionResult:
+    """The ExecutionResult of a call that got no answer (timeout, lost instance).
+
+    As SeBS records a failed HTTP call: no request id (so its key becomes
+    ``failed-<n>``), ``failure`` true; the reason is kept in ``output``.
+    """
+    return execution_result(
+        request_id="",
+        client_begin=client_begin,
+        client_end=client_end,
+        http_startup_s=0.0,
+        http_first_byte_s=0.0,
+        runtime_begin=None,
+        runtime_end=None,
+        is_cold=False,
+        output=None,
+        memory_peak_bytes=None,
+        memory_mb=memory_mb,
+        failure=True,
+        answer_extras={"error": {"type": type(error).__name__, "message": str(error)}}
+        if isinstance(error, BaseException)
+        else {"error": {"type": "error", "message": error}},
     )
 
 
