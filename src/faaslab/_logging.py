@@ -3,16 +3,58 @@
 Library code never configures logging: each module has ``log =
 structlog.get_logger()`` and binds its context; only an entry point calls
 :func:`configure_logging`.
+
+Log lines and progress displays share one rich console on stderr
+(:func:`stderr_console`): on a terminal a line is printed through it, so
+rich puts it above a live progress bar instead of through it; anywhere else
+(a pipe, a file, the supervisor's log) lines are written as they are.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
+from rich.console import Console
+from rich.text import Text
 
-__all__ = ("configure_logging",)
+__all__ = ("configure_logging", "stderr_console")
+
+_console: Console | None = None
+
+
+def stderr_console() -> Console:
+    """The one console on stderr that log lines and progress displays share.
+
+    It writes to whatever ``sys.stderr`` is at the time of writing.
+    """
+    global _console
+    if _console is None:
+        _console = Console(stderr=True)
+    return _console
+
+
+class _ConsoleLogger:
+    """structlog's logger: one rendered line to stderr, through rich on a terminal."""
+
+    def msg(self, message: str) -> None:
+        console = stderr_console()
+        if console.is_terminal:
+            # Text.from_ansi keeps the console renderer's colours; soft_wrap
+            # keeps a long line one line, as printed without rich.
+            console.print(Text.from_ansi(message), soft_wrap=True, highlight=False)
+        else:
+            stream = sys.stderr
+            stream.write(message + "\n")
+            stream.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def _logger_factory(*_: Any) -> _ConsoleLogger:
+    return _ConsoleLogger()
 
 
 def configure_logging(fmt: str, debug: bool, *, quiet: bool = False) -> None:
@@ -34,6 +76,6 @@ def configure_logging(fmt: str, debug: bool, *, quiet: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_logger_factory,
         cache_logger_on_first_use=True,
     )

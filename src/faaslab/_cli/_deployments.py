@@ -47,6 +47,7 @@ __all__ = (
     "cmd_up",
     "register",
     "spec_from_args",
+    "start_detached",
 )
 
 _encode_line = msgspec.json.Encoder().encode
@@ -189,14 +190,25 @@ def _supervisor_alive(state: DeploymentState) -> bool:
     return owner_alive(state.supervisor.owner) and Path(state.supervisor.socket).exists()
 
 
+def start_detached(spec: DeploymentSpec, path: Path, *, force: bool = False) -> DeploymentState:
+    """Spawn the supervisor of ``spec`` with its deployment file at ``path``; its state once ready.
+
+    Refuses a path that cannot be written, or that holds a live deployment
+    (unless ``force``), before anything starts.
+    """
+    check_writable(path)
+    _refuse_live(path, force)
+    spawn_supervisor(spec, path, timeout=spec.start_timeout_s + 120)
+    return load_state(path)
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     path = Path(args.output).absolute()
     check_writable(path)
     _refuse_live(path, args.force)
     spec = spec_from_args(args)
     started = time.monotonic()
-    spawn_supervisor(spec, path, timeout=spec.start_timeout_s + 120)
-    state = load_state(path)
+    state = start_detached(spec, path, force=args.force)
     for record in state.functions:
         print(f"{record.instance:<24} {record.url:<22} {record.instance_id[:12]}")
     print(

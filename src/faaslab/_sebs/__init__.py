@@ -48,7 +48,7 @@ from ._config import (
     parse_config,
     result_config,
 )
-from ._lookup import benchmark_roots, find_benchmark, list_benchmarks
+from ._lookup import benchmark_data_dir, benchmark_roots, find_benchmark, list_benchmarks
 from ._perf_cost import (
     CSV_HEADER,
     PERF_COST_DIR,
@@ -112,6 +112,7 @@ __all__ = (
     "SebsBenchmark",
     "SebsConfig",
     "Verdict",
+    "benchmark_data_dir",
     "benchmark_roots",
     "build_package",
     "check_deployment",

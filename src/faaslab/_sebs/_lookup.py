@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .._errors import SpecError
 
-__all__ = ("benchmark_roots", "find_benchmark", "list_benchmarks")
+__all__ = ("benchmark_data_dir", "benchmark_roots", "find_benchmark", "list_benchmarks")
 
 #: The file that makes a directory a SeBS benchmark.
 CONFIG = "config.json"
@@ -90,3 +90,17 @@ def _close_matches(query: str, names: list[str]) -> list[str]:
     by_tail = [tails[t] for t in difflib.get_close_matches(query, list(tails), n=_MAX_SUGGESTIONS)]
     by_spelling = difflib.get_close_matches(query, names, n=_MAX_SUGGESTIONS)
     return list(dict.fromkeys([*by_part, *by_tail, *by_spelling]))[:_MAX_SUGGESTIONS]
+
+
+def benchmark_data_dir(benchmark_dir: Path | str) -> Path | None:
+    """The benchmark's data as SeBS finds it: ``<root>/benchmarks-data/<group>/<name>``.
+
+    Only for a benchmark inside a checkout (``<root>/benchmarks/<group>/<name>``)
+    whose data directory exists; None otherwise.
+    """
+    directory = Path(benchmark_dir).resolve()
+    group = directory.parent
+    if group.parent.name != "benchmarks":
+        return None
+    data = group.parent.parent / "benchmarks-data" / group.name / directory.name
+    return data if data.is_dir() else None
