@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from .._backend import open_engine, owner_alive
+from .._backend import open_engine, owner_alive, wait_owner_gone
 from .._control import (
     ErrorReply,
     InvokeReply,
@@ -53,6 +53,8 @@ __all__ = (
 _encode_line = msgspec.json.Encoder().encode
 #: How long `stop` waits for a live supervisor before treating it as dead.
 STOP_REPLY_TIMEOUT_S = 120.0
+#: How long `stop` then waits for the supervisor to finish removing everything.
+SUPERVISOR_EXIT_TIMEOUT_S = 60.0
 
 
 # -- options shared by start and up ------------------------------------------------
@@ -400,6 +402,15 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if _supervisor_alive(state):
         reply = anyio.run(via_supervisor)
         if reply is not None:
+            # It answers once the instances are stopped; storage and network
+            # go as it exits. Return when all is gone, as SeBS's stop does.
+            assert state.supervisor is not None
+            if not wait_owner_gone(state.supervisor.owner, SUPERVISOR_EXIT_TIMEOUT_S):
+                print(
+                    f"the supervisor (pid {state.supervisor.pid}) is still removing storage "
+                    "and network",
+                    file=sys.stderr,
+                )
             if reply.stats_path:
                 print(f"memory statistics: {reply.stats_path} (typed: {reply.report_path})")
             else:

@@ -139,6 +139,8 @@ def _native_architecture() -> str:
 
 def _load(args: argparse.Namespace, *, deployment: str | None = None) -> SebsConfig:
     """The config with the command line's overrides; every refusal before anything starts."""
+    if args.language is not None:
+        language_runtime(args.language)  # a language this build lacks, before its versions
     config = load_config(
         args.config,
         language=args.language,

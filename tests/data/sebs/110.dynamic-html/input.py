@@ -4,7 +4,9 @@
 RANDOM_NUMBERS = {"test": 10, "small": 1000, "large": 100000}
 
 
-def generate_input(data_dir, size, benchmarks_bucket, input_paths, output_paths, upload_func, nosql_func):
+def generate_input(
+    data_dir, size, benchmarks_bucket, input_paths, output_paths, upload_func, nosql_func
+):
     return {"username": "testname", "random_len": RANDOM_NUMBERS[size]}
 
 

@@ -14,5 +14,7 @@ def handler(event):
     numbers = random.sample(range(1000000), count)
     with open(os.path.join(HERE, "templates", "template.html")) as source:
         template = Template(source.read())
-    page = template.render(username=event.get("username"), cur_time=datetime.now(), random_numbers=numbers)
+    page = template.render(
+        username=event.get("username"), cur_time=datetime.now(), random_numbers=numbers
+    )
     return {"result": page}
