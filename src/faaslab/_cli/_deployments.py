@@ -37,6 +37,7 @@ from .._sebs import is_sebs_benchmark
 from .._spec import DeploymentSpec, FunctionSpec
 from .._state import DeploymentState, check_writable, load_state
 from .._storage import parse_storage_option
+from ._progress import Column, print_table
 
 __all__ = (
     "add_deployment_options",
@@ -355,19 +356,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     reply = anyio.run(ask)
     print(f"  supervisor: running (pid {pid}); sampler: {reply.sampler_priority or 'off'}")
     memory = {m.instance: m for m in reply.memory}
-    print(
-        f"  {'instance':<24} {'state':<10} {'restarts':>8} {'calls':>6} {'samples':>8} "
-        f"{'late':>5} {'memory':>10} {'max':>10}  url"
-    )
+    rows = []
     for function in reply.statistics.functions:
         for inst in function.instances:
             m = memory.get(inst.name)
-            print(
-                f"  {inst.name:<24} {inst.state:<10} {inst.restarts:>8} {inst.calls:>6} "
-                f"{m.samples if m else '-':>8} {m.precision_errors if m else '-':>5} "
-                f"{_mb(m.last_bytes) if m else '-':>10} {_mb(m.max_bytes) if m else '-':>10}  "
-                f"{inst.url or '-'}"
+            rows.append(
+                [
+                    inst.name,
+                    inst.state,
+                    str(inst.restarts),
+                    str(inst.calls),
+                    str(m.samples) if m else "-",
+                    str(m.precision_errors) if m else "-",
+                    _mb(m.last_bytes) if m else "-",
+                    _mb(m.max_bytes) if m else "-",
+                    inst.url or "-",
+                ]
             )
+    columns = [
+        Column("instance"),
+        Column("state"),
+        *(Column(h, numeric=True) for h in ("restarts", "calls", "samples", "late")),
+        Column("memory", numeric=True),
+        Column("max", numeric=True),
+        Column("url"),
+    ]
+    print_table(columns, rows, indent="  ")
+    for function in reply.statistics.functions:
         if function.failed:
             print(f"  function {function.name}: FAILED")
     return 0

@@ -8,6 +8,8 @@
   step advances one bar and says what it is doing.
 - :class:`WorkloadProgress` — ``faaslab run``: one bar per workload run
   (calls of a bounded workload, seconds of a timed one).
+- :class:`PreparationBars` — a deployment's preparation
+  (``open_deployment(progress=...)``): packages pip collects, inputs uploaded.
 - :func:`print_table` — aligned columns: a coloured rich table on a
   terminal, plain space-aligned text otherwise (what scripts parse).
 """
@@ -40,6 +42,7 @@ from .._logging import stderr_console
 
 __all__ = (
     "Column",
+    "PreparationBars",
     "StepProgress",
     "WorkloadProgress",
     "open_progress",
@@ -133,6 +136,56 @@ class WorkloadProgress:
             current = self._progress.tasks[task]
             if current.total is not None:
                 self._progress.update(task, completed=current.total)
+
+
+class PreparationBars:
+    """Bars for a deployment's preparation: pip's packages, SeBS inputs uploaded.
+
+    Satisfies ``_deployment.PreparationProgress``; ``uploaded`` is called
+    from input.py's worker thread (rich's progress takes updates from any thread).
+    """
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._pip: dict[str, TaskID] = {}
+        self._collected: dict[str, int] = {}
+        self._uploads: dict[str, TaskID] = {}
+
+    def pip(self, function: str, line: str) -> None:
+        text = line.strip().removeprefix("pip:").strip()
+        task = self._pip.get(function)
+        if task is None:
+            task = self._pip[function] = self._progress.add_task(
+                f"{function}: pip install", total=None
+            )
+            self._collected[function] = 0
+        if text.startswith("Collecting"):
+            self._collected[function] += 1
+        collected = self._collected[function]
+        done = text.startswith("Successfully installed")
+        self._progress.update(
+            task,
+            completed=collected,
+            total=collected if done else None,
+            description=f"{function}: pip: {text}"[:80],
+        )
+
+    def uploaded(self, function: str, files: int, size: int) -> None:
+        task = self._uploads.get(function)
+        if task is None:
+            task = self._uploads[function] = self._progress.add_task(
+                f"{function}: inputs", total=None
+            )
+        self._progress.update(
+            task,
+            completed=files,
+            description=f"{function}: inputs uploaded ({size / 1e6:.1f} MB)",
+        )
+
+    def finish(self) -> None:
+        for task in (*self._pip.values(), *self._uploads.values()):
+            current = self._progress.tasks[task]
+            self._progress.update(task, total=current.completed)
 
 
 Justify = Literal["left", "right"]

@@ -47,7 +47,7 @@ from .._sebs import (
 from .._spec import DeploymentSpec, FunctionSpec, StorageSpec
 from .._storage import ACCESS_KEY_ENV, SECRET_KEY_ENV
 from ._deployments import cmd_stop, start_detached
-from ._progress import Column, open_progress, print_table
+from ._progress import Column, PreparationBars, open_progress, print_table
 from ._sebs_runs import PerfCostStep, batches_needed, invoke_benchmark, run_perf_cost
 from ._sebs_tables import csv_summary_rows, execution_rows
 
@@ -326,6 +326,7 @@ def cmd_benchmark_invoke(args: argparse.Namespace) -> int:
                 output_dir=output,
                 check_outputs=args.validate,
                 progress=lambda done: progress.update(task, completed=done),
+                preparation=PreparationBars(progress),
             )
         )
     print_table(*execution_rows(run.results))
@@ -394,6 +395,7 @@ def cmd_experiment_invoke(args: argparse.Namespace) -> int:
                 config=result_config(config),
                 output_dir=output,
                 progress=advance,
+                preparation=PreparationBars(progress),
             )
         )
     for path in written:

@@ -32,7 +32,7 @@ import msgspec
 import structlog
 
 from .._aggregate import MemoryReport
-from .._deployment import Deployment, open_deployment
+from .._deployment import Deployment, PreparationProgress, open_deployment
 from .._errors import FaaslabError
 from .._function import Instance, Invocation
 from .._sebs import (
@@ -152,6 +152,7 @@ async def invoke_benchmark(
     output_dir: Path,
     check_outputs: bool = False,
     progress: Callable[[int], None] | None = None,
+    preparation: PreparationProgress | None = None,
 ) -> BenchmarkRun:
     """Deploy, invoke ``repetitions`` times, write ``experiments.json``, stop.
 
@@ -162,7 +163,7 @@ async def invoke_benchmark(
     results: list[ExecutionResult] = []
     verdicts: list[Verdict] = []
     stats_path = output_dir / "memory_stats.json" if spec.sampling else None
-    async with open_deployment(spec) as dep:
+    async with open_deployment(spec, progress=preparation) as dep:
         event = _first_input(dep, function.name)
         begin = time.time()
         for done in range(repetitions):
@@ -308,6 +309,7 @@ async def run_perf_cost(
     config: ResultConfig,
     output_dir: Path,
     progress: ProgressCallback | None = None,
+    preparation: PreparationProgress | None = None,
 ) -> list[Path]:
     """Every type of ``settings`` at every memory size, one deployment per size.
 
@@ -322,7 +324,7 @@ async def run_perf_cost(
         stats = output_dir / PERF_COST_DIR / f"memory_stats{suffix}.json"
         stats.parent.mkdir(parents=True, exist_ok=True)
         report: MemoryReport | None = None
-        async with open_deployment(spec) as dep:
+        async with open_deployment(spec, progress=preparation) as dep:
             for run_type in settings.experiments:
                 written.append(
                     await _perf_cost_run(
