@@ -7,9 +7,11 @@ the checkout is a fake tree in ``tmp_path`` with faaslab's 110.dynamic-html.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from faaslab._cli import main
@@ -127,3 +129,78 @@ def test_ignored_options_are_said_to_be_ignored(
 )
 def test_batches_needed_counts_the_warm_up(run_type: RunType, expected: int) -> None:
     assert batches_needed(run_type, repetitions=10, concurrent_invocations=4) == expected
+
+
+def test_a_named_store_becomes_external_storage_with_its_keys(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faaslab._cli._sebs import _storage
+    from faaslab._sebs import load_config
+    from faaslab._storage import ACCESS_KEY_ENV, SECRET_KEY_ENV
+
+    monkeypatch.delenv(ACCESS_KEY_ENV, raising=False)
+    monkeypatch.delenv(SECRET_KEY_ENV, raising=False)
+    store = {
+        "object": {
+            "type": "minio",
+            "minio": {
+                "address": "172.17.0.2:9000",
+                "mapped_port": 9011,
+                "access_key": "AK",
+                "secret_key": "SK",
+                "instance_id": "abc",
+            },
+        }
+    }
+    (checkout / "storage.json").write_text(json.dumps(store))
+    config = load_config("configs/example.json", storage_configuration=["storage.json"])
+    spec = _storage(config)
+    assert (spec.kind, spec.endpoint, spec.function_address) == (
+        "external",
+        "http://127.0.0.1:9011",
+        "172.17.0.2:9000",
+    )
+    assert (os.environ[ACCESS_KEY_ENV], os.environ[SECRET_KEY_ENV]) == ("AK", "SK")
+    # SeBS's example config carries an empty template: faaslab starts its own store.
+    assert _storage(load_config("configs/example.json")).kind == "seaweedfs"
+
+
+def test_an_invocation_becomes_sebs_execution_result() -> None:
+    from faaslab._function import Invocation, RemoteError
+    from faaslab._sebs import from_invocation
+
+    invocation = Invocation(
+        request_id="r1",
+        function="fn",
+        instance="fn-0",
+        container_id="c",
+        is_cold=True,
+        begin=1715000000.25,
+        end=1715000000.2505,
+        compute_time_us=480,
+        client_send=1715000000.2,
+        client_receive=1715000000.3,
+        latency_s=0.1,
+        output={"result": "page"},
+        memory_peak_bytes=3 * 2**20,
+        http_connect_s=0.001,
+        http_first_byte_s=0.09,
+    )
+    result = from_invocation(invocation, memory_mb=128, init_us=400_000)
+    assert result.stats.memory_used == 3.0
+    assert result.stats.cold_start is True
+    assert result.times.http_startup == 0.001
+    assert result.times.http_first_byte_return == 0.09
+    assert result.times.benchmark == 500
+    assert result.provider_times.initialization == 400_000
+    assert result.output["result"] == {"output": {"result": "page"}}
+    assert result.output["instance"] == "fn-0"
+    assert result.billing.memory == 128
+    failed = from_invocation(
+        msgspec.structs.replace(invocation, is_cold=False, error=RemoteError("ValueError", "x")),
+        memory_mb=128,
+        init_us=400_000,
+    )
+    assert failed.stats.failure is True
+    assert failed.provider_times.initialization == 0  # warm: no start counted
+    assert failed.output["error"]["type"] == "ValueError"

@@ -25,7 +25,7 @@ import structlog
 
 from .._backend import Backend, Label, deployment_filter, open_engine, owner_token
 from .._errors import FaaslabError
-from .._function import http_times_trace
+from .._function import TimingConnector
 from .._sebs import generate_inputs
 from .._spec import DeploymentSpec
 from .._state import SupervisorRecord, check_writable
@@ -119,10 +119,9 @@ async def open_deployment(
                                 await generate_inputs(benchmark, storage, on_upload=on_upload)
                             )
                             input_functions.append(function.name)
-                    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
-                    async with aiohttp.ClientSession(
-                        connector=connector, trace_configs=[http_times_trace()]
-                    ) as session:
+                    # Timing: each call's connect time, for SeBS's http_startup.
+                    connector = TimingConnector(limit=0, keepalive_timeout=60)
+                    async with aiohttp.ClientSession(connector=connector) as session:
                         parts = DeploymentParts(
                             spec=spec,
                             engine=engine,

@@ -6,8 +6,8 @@
 - :class:`Lifecycle` (``_lifecycle``) — the instance's lifecycle as an
   explicit transition table, no I/O.
 - :class:`Invocation` (``_invocation``) — the record of one call.
-- :func:`http_times_trace` (``_http_times``) — the aiohttp trace that times a
-  call's connection and first byte, as SeBS's pycurl times do.
+- :class:`TimingConnector`, :class:`HttpTimes` (``_http_times``) — a call's
+  connection and first-byte times, as SeBS's pycurl times them.
 """
 
 from ._actor import (
@@ -18,7 +18,7 @@ from ._actor import (
     container_config,
     open_instance,
 )
-from ._http_times import HttpTimes, http_times_trace
+from ._http_times import HttpTimes, TimingConnector
 from ._invocation import Invocation, RemoteError, RuntimeAnswer
 from ._lifecycle import TRANSITIONS, InstanceState, Lifecycle
 
@@ -34,7 +34,7 @@ __all__ = (
     "Lifecycle",
     "RemoteError",
     "RuntimeAnswer",
+    "TimingConnector",
     "container_config",
-    "http_times_trace",
     "open_instance",
 )

@@ -22,7 +22,7 @@ import structlog
 from .._backend import Backend, Label
 from .._errors import FaaslabError, InstanceLost, InstanceStartError, InvocationTimeout
 from .._spec import FunctionSpec
-from ._http_times import HttpTimes
+from ._http_times import HttpTimes, end_timing, timing
 from ._invocation import Invocation, RuntimeAnswer
 from ._lifecycle import InstanceState, Lifecycle
 
@@ -186,17 +186,15 @@ class Instance:
         try:
             client_send = time.time()
             started = time.perf_counter()
-            http = HttpTimes()
+            http = HttpTimes(started)
+            token = timing(http)
             try:
                 # aiohttp's own timeout: an anyio cancel scope per call costs
                 # tens of µs on the hot path, this a timer handle.
                 async with self._session.post(
-                    self._url,
-                    data=body,
-                    headers=_JSON_HEADERS,
-                    timeout=self._timeout(timeout),
-                    trace_request_ctx=http,
+                    self._url, data=body, headers=_JSON_HEADERS, timeout=self._timeout(timeout)
                 ) as response:
+                    http.first_byte = time.perf_counter()
                     raw = await response.read()
             except TimeoutError:
                 await self.retire(f"invocation timed out after {timeout:g} s")
@@ -206,6 +204,8 @@ class Instance:
                 ) from None
             except aiohttp.ClientError as exc:
                 raise await self._lost(exc) from exc
+            finally:
+                end_timing(token)
             latency = time.perf_counter() - started
             client_receive = time.time()
         finally:
