@@ -190,3 +190,27 @@ async def test_perf_cost_invoke_then_process(checkout: Path, leftovers_of: Lefto
     reports = sorted(directory.glob("memory_stats_*.report.json"))
     assert len(reports) == 2
     await _nothing_left(leftovers_of, _deployment_ids(*reports))
+
+
+async def test_perf_cost_burst_and_sequential_without_memory_sizes(
+    checkout: Path, leftovers_of: Leftovers
+) -> None:
+    config = json.loads((checkout / "configs" / "example.json").read_text())
+    settings = config["experiments"]["perf-cost"]
+    settings["experiments"] = ["burst", "sequential"]
+    settings["memory-sizes"] = []  # the benchmark's own memory, files without _<memory>
+    (checkout / "configs" / "all.json").write_text(json.dumps(config))
+    for verb in ("invoke", "process"):
+        result = faaslab(
+            checkout, f"experiment {verb} perf-cost --config configs/all.json --output-dir all"
+        )
+        assert result.returncode == 0, result.stderr
+    directory = checkout / "all" / "perf-cost"
+    burst = json.loads((directory / "burst_results.json").read_text())["statistics"]
+    sequential = json.loads((directory / "sequential_results.json").read_text())["statistics"]
+    # burst: every batch on fresh instances; sequential: warmed up, then one at a time.
+    assert (burst["samples_generated"], burst["cold_count"]) == (2, 2)
+    assert (sequential["samples_generated"], sequential["cold_count"]) == (2, 0)
+    rows = list(csv.DictReader((directory / "result.csv").read_text().splitlines()))
+    assert {(row["memory"], row["type"]) for row in rows} == {("0", "burst"), ("0", "sequential")}
+    await _nothing_left(leftovers_of, _deployment_ids(directory / "memory_report.json"))
