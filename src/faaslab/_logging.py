@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import structlog
 from rich.console import Console
 from rich.text import Text
 
-__all__ = ("configure_logging", "stderr_console")
+__all__ = ("configure_logging", "log_to_file", "stderr_console")
 
 _console: Console | None = None
+#: A file every log line also goes to (SeBS's ``--output-dir/--output-file``).
+_tee: TextIO | None = None
 
 
 def stderr_console() -> Console:
@@ -40,6 +43,8 @@ class _ConsoleLogger:
     """structlog's logger: one rendered line to stderr, through rich on a terminal."""
 
     def msg(self, message: str) -> None:
+        if _tee is not None:
+            _tee.write(Text.from_ansi(message).plain + "\n")
         console = stderr_console()
         if console.is_terminal:
             # Text.from_ansi keeps the console renderer's colours; soft_wrap
@@ -51,6 +56,16 @@ class _ConsoleLogger:
             stream.flush()
 
     log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def log_to_file(path: Path | None) -> None:
+    """Also append every log line to ``path`` (colours stripped); None stops it."""
+    global _tee
+    if _tee is not None:
+        _tee.close()
+        _tee = None
+    if path is not None:
+        _tee = path.open("a", buffering=1)
 
 
 def _logger_factory(*_: Any) -> _ConsoleLogger:

@@ -29,7 +29,7 @@ from pathlib import Path
 import anyio
 
 from .._errors import SpecError
-from .._logging import stderr_console
+from .._logging import log_to_file, stderr_console
 from .._runtime import language_runtime
 from .._sebs import (
     INPUT_SIZES,
@@ -240,11 +240,13 @@ def _spec(
 
 
 def _output_dir(args: argparse.Namespace) -> Path:
+    """``--output-dir``, created, with the log going to ``--output-file`` in it too (as SeBS's)."""
     directory = Path(args.output_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        log_to_file(directory / args.output_file)
     except OSError as exc:
-        raise SpecError(f"--output-dir {directory}: cannot create it: {exc.strerror}") from exc
+        raise SpecError(f"--output-dir {directory}: cannot write there: {exc.strerror}") from exc
     return directory
 
 
