@@ -28,7 +28,7 @@ from .._experiment import (
     table_notes,
     table_rows,
 )
-from ._progress import Column, WorkloadProgress, open_progress, print_table
+from ._progress import Column, PreparationBars, WorkloadProgress, open_progress, print_table
 
 __all__ = ("cmd_report", "cmd_run", "print_summary", "register")
 
@@ -50,6 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=workloads.update if bars.console.is_terminal else None,
             source=args.spec,
+            preparation=PreparationBars(bars),
         )
         try:
             result: ExperimentResult = anyio.run(run)
