@@ -32,19 +32,30 @@ DATA = Path(__file__).parent.parent / "data" / "sebs"
 CSV_HEADER = "memory,type,is_cold,exec_time,connection_time,client_time,provider_time,mem_used"
 
 
-def faaslab(
-    checkout: Path, command: str, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    """``faaslab COMMAND`` run in the checkout, as a user types it."""
-    return subprocess.run(
-        [sys.executable, "-m", "faaslab", *shlex.split(command)],
-        cwd=checkout,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ),
-        check=False,
-    )
+Run = Callable[[str], subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def faaslab(checkout: Path, deployment_id: str) -> Run:
+    """``faaslab("local start ...")``: the command run in the checkout, as a user types it.
+
+    Its deployments are named ``<deployment_id>-<random>`` (SeBS's commands
+    take no id), so that other test runs' leak checks know them as not theirs.
+    """
+    env = {**os.environ, "FAASLAB_ID_PREFIX": f"{deployment_id}-"}
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "faaslab", *shlex.split(command)],
+            cwd=checkout,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=env,
+            check=False,
+        )
+
+    return run
 
 
 @pytest.fixture
@@ -60,13 +71,13 @@ def checkout(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def stopped_at_end(checkout: Path) -> Iterator[list[str]]:
+def stopped_at_end(checkout: Path, faaslab: Run) -> Iterator[list[str]]:
     """Deployment files a test started: stopped afterwards, whatever happened."""
     files: list[str] = []
     yield files
     for name in files:
         if (checkout / name).exists():
-            faaslab(checkout, f"local stop {name} cleanup_stats.json")
+            faaslab(f"local stop {name} cleanup_stats.json")
 
 
 def _deployment_ids(*reports: Path) -> list[str]:
@@ -79,11 +90,10 @@ async def _nothing_left(leftovers_of: Leftovers, ids: list[str]) -> None:
 
 
 async def test_local_start_curl_stop(
-    checkout: Path, leftovers_of: Leftovers, stopped_at_end: list[str]
+    checkout: Path, faaslab: Run, leftovers_of: Leftovers, stopped_at_end: list[str]
 ) -> None:
     stopped_at_end.append("out_benchmark.json")
     started = faaslab(
-        checkout,
         "local start 110.dynamic-html test out_benchmark.json --config configs/example.json "
         "--deployments 2 --remove-containers --architecture=x64 --measure-interval 1",
     )
@@ -110,7 +120,7 @@ async def test_local_start_curl_stop(
     assert "Welcome testname!" in html
     assert html.count("<li>") == 10  # the test size's random_len
 
-    stopped = faaslab(checkout, "local stop out_benchmark.json")
+    stopped = faaslab("local stop out_benchmark.json")
     assert stopped.returncode == 0, stopped.stderr
     stats = json.loads((checkout / "memory_stats.json").read_text())
     containers = [key for key in stats if key != "precision_errors"]
@@ -122,10 +132,9 @@ async def test_local_start_curl_stop(
 
 
 async def test_benchmark_invoke_writes_experiments_json(
-    checkout: Path, leftovers_of: Leftovers
+    checkout: Path, faaslab: Run, leftovers_of: Leftovers
 ) -> None:
     result = faaslab(
-        checkout,
         "benchmark invoke 110.dynamic-html test --config configs/example.json "
         "--deployment local --repetitions 3 --output-dir bench-out",
     )
@@ -136,7 +145,11 @@ async def test_benchmark_invoke_writes_experiments_json(
         experiments.keys()
     )
     assert experiments["config"]["deployment"]["name"] == "local"
-    calls = list(experiments["_invocations"]["110.dynamic-html"].values())
+    # Keyed by request id and written with sorted keys (as SeBS writes): in time order again.
+    calls = sorted(
+        experiments["_invocations"]["110.dynamic-html"].values(),
+        key=lambda call: call["times"]["client_begin"],
+    )
     assert len(calls) == 3
     # The truth about cold starts: one instance, so its first call only.
     assert [call["stats"]["cold_start"] for call in calls] == [True, False, False]
@@ -155,15 +168,15 @@ async def test_benchmark_invoke_writes_experiments_json(
     await _nothing_left(leftovers_of, _deployment_ids(out / "memory_report.json"))
 
 
-async def test_perf_cost_invoke_then_process(checkout: Path, leftovers_of: Leftovers) -> None:
+async def test_perf_cost_invoke_then_process(
+    checkout: Path, faaslab: Run, leftovers_of: Leftovers
+) -> None:
     invoked = faaslab(
-        checkout,
         "experiment invoke perf-cost --config configs/example.json --deployment local "
         "--output-dir perf",
     )
     assert invoked.returncode == 0, invoked.stderr
     processed = faaslab(
-        checkout,
         "experiment process perf-cost --config configs/example.json --deployment local "
         "--output-dir perf",
     )
@@ -193,7 +206,7 @@ async def test_perf_cost_invoke_then_process(checkout: Path, leftovers_of: Lefto
 
 
 async def test_perf_cost_burst_and_sequential_without_memory_sizes(
-    checkout: Path, leftovers_of: Leftovers
+    checkout: Path, faaslab: Run, leftovers_of: Leftovers
 ) -> None:
     config = json.loads((checkout / "configs" / "example.json").read_text())
     settings = config["experiments"]["perf-cost"]
@@ -201,8 +214,7 @@ async def test_perf_cost_burst_and_sequential_without_memory_sizes(
     settings["memory-sizes"] = []  # the benchmark's own memory, files without _<memory>
     (checkout / "configs" / "all.json").write_text(json.dumps(config))
     for verb in ("invoke", "process"):
-        result = faaslab(
-            checkout, f"experiment {verb} perf-cost --config configs/all.json --output-dir all"
+        result = faaslab(f"experiment {verb} perf-cost --config configs/all.json --output-dir all"
         )
         assert result.returncode == 0, result.stderr
     directory = checkout / "all" / "perf-cost"

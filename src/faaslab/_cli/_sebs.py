@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import secrets
 import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -58,6 +59,9 @@ SEBS_LANGUAGES = ("python", "nodejs", "java", "cpp")
 #: Memory sampling for ``benchmark invoke`` and perf-cost (faaslab's option):
 #: on, so that every call's ``memory_used`` is measured.
 DEFAULT_RUN_INTERVAL_MS = 1.0
+#: SeBS's commands take no deployment id; this names the deployments they make
+#: ``<prefix><random>`` (a test run's, so that its leak check knows its own).
+ID_PREFIX_ENV = "FAASLAB_ID_PREFIX"
 
 
 def _note(text: str) -> None:
@@ -228,8 +232,10 @@ def _spec(
         memory_mb=memory_mb or benchmark.memory_mb,
         timeout_s=timeout_s or benchmark.timeout_s,
     )
+    prefix = os.environ.get(ID_PREFIX_ENV)
     return DeploymentSpec(
         functions=[function],
+        deployment_id=f"{prefix}{secrets.token_hex(4)}" if prefix else None,
         measure_interval_ms=measure_interval,
         remove_containers=remove_containers,
         image=_image(config),
