@@ -24,6 +24,8 @@ from typing import Any
 import anyio
 import pytest
 
+from faaslab._storage import open_s3_client
+
 Leftovers = Callable[[str], Awaitable[list[str]]]
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -226,3 +228,29 @@ async def test_perf_cost_burst_and_sequential_without_memory_sizes(
     rows = list(csv.DictReader((directory / "result.csv").read_text().splitlines()))
     assert {(row["memory"], row["type"]) for row in rows} == {("0", "burst"), ("0", "sequential")}
     await _nothing_left(leftovers_of, _deployment_ids(directory / "memory_report.json"))
+
+
+async def test_local_start_uses_the_store_its_storage_configuration_names(
+    checkout: Path, faaslab: Run, stopped_at_end: list[str]
+) -> None:
+    # The store of a first deployment stands for one `sebs storage start` made.
+    stopped_at_end.extend(["store.json", "out.json"])
+    first = faaslab("local start 110.dynamic-html test store.json --config configs/example.json")
+    assert first.returncode == 0, first.stderr
+    store = json.loads((checkout / "store.json").read_text())["storage"]
+    described = {"object": {"type": "minio", "minio": store}}
+    (checkout / "out_storage.json").write_text(json.dumps(described))
+
+    second = faaslab(
+        "local start 110.dynamic-html test out.json --config configs/example.json "
+        "--storage-configuration out_storage.json"
+    )
+    assert second.returncode == 0, second.stderr
+    state = json.loads((checkout / "out.json").read_text())
+    assert state["storage"]["kind"] == "external"
+    assert state["storage"]["address"] == store["address"]  # 127.0.0.1:<mapped_port>
+    # Its inputs went to that store: the second deployment made its bucket there.
+    async with open_s3_client(store["address"], store["access_key"], store["secret_key"]) as s3:
+        assert await s3.bucket_exists(state["storage"]["benchmarks_bucket"])
+    for name in ("out.json", "store.json"):
+        assert faaslab(f"local stop {name}").returncode == 0
