@@ -66,6 +66,10 @@ class StorageSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     kind: StorageKind = "seaweedfs"
     #: ``http://HOST:PORT`` of an external endpoint (kind ``external`` only).
     endpoint: str | None = None
+    #: ``HOST:PORT`` at which function containers reach an external endpoint,
+    #: when not the host's (a SeBS store: its container address, while the host
+    #: uses the port published on 127.0.0.1). Default: the endpoint's.
+    function_address: str | None = None
     #: Keep the data volume when the deployment stops (the container always goes).
     keep: bool = False
     #: Bound on the server answering an authenticated S3 call.
@@ -78,10 +82,16 @@ class StorageSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             if self.endpoint is None:
                 raise SpecError("storage.endpoint: kind 'external' needs http://HOST:PORT")
             _check_endpoint(self.endpoint)
-        elif self.endpoint is not None:
+        elif self.endpoint is not None or self.function_address is not None:
             raise SpecError(
-                f"storage.endpoint: {self.endpoint!r} is only for kind 'external', "
-                f"not {self.kind!r}"
+                f"storage.endpoint/function_address: {self.endpoint or self.function_address!r} "
+                f"is only for kind 'external', not {self.kind!r}"
+            )
+        if self.function_address is not None and not re.fullmatch(
+            r"[A-Za-z0-9_.\-\[\]:]+:[0-9]{1,5}", self.function_address
+        ):
+            raise SpecError(
+                f"storage.function_address: {self.function_address!r}; expected HOST:PORT"
             )
         if not self.ready_timeout_s > 0:
             raise SpecError(f"storage.ready_timeout_s: {self.ready_timeout_s}; must be > 0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import itertools
 import json
 import math
@@ -18,10 +19,12 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
+from rich.console import Console
 
 from faaslab import FunctionFailed, InvocationTimeout, SpecError
 from faaslab._aggregate import InstanceMemory, MemoryReport, write_memory_report
-from faaslab._cli._experiments import ProgressLine, cmd_report
+from faaslab._cli._experiments import cmd_report
+from faaslab._cli._progress import WorkloadProgress, open_progress
 from faaslab._experiment import (
     ErrorRecord,
     ExperimentDeployment,
@@ -737,32 +740,29 @@ def test_thinning_keeps_the_peak_of_each_bucket() -> None:
     assert thin([1, 2], [3, 4], 1) == ([1, 2], [3, 4])
 
 
-def test_the_progress_line() -> None:
-    class Terminal:
-        def __init__(self) -> None:
-            self.text = ""
-
-        def write(self, text: str) -> None:
-            self.text += text
-
-        def flush(self) -> None:
-            pass
-
-    terminal = Terminal()
-    line = ProgressLine(terminal)  # type: ignore[arg-type]
-    line.update(
-        Progress(
-            deployment="a",
-            workload="w",
-            repetition=0,
-            calls=3,
-            errors=1,
-            dropped=0,
-            count=10,
-            duration_s=None,
-            elapsed_s=1.2,
-        )
+def test_the_workload_progress_bar() -> None:
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    state = Progress(
+        deployment="a",
+        workload="w",
+        repetition=0,
+        calls=3,
+        errors=1,
+        dropped=0,
+        count=10,
+        duration_s=None,
+        elapsed_s=1.2,
     )
-    assert "a w#0: 3/10 calls, 1 errors, 1 s" in terminal.text
-    line.close()
-    assert terminal.text.endswith("\r\x1b[K")
+    with open_progress(console=console) as bars:
+        workloads = WorkloadProgress(bars)
+        workloads.update(state)
+        (task,) = bars.tasks
+        assert (task.completed, task.total) == (3, 10)
+        assert task.description == "a w#0: 3/10 calls, 1 errors"
+        # A timed workload counts seconds.
+        workloads.update(msgspec.structs.replace(state, workload="t", count=None, duration_s=5))
+        timed = bars.tasks[1]
+        assert (timed.completed, timed.total) == (1.2, 5)
+        workloads.finish()
+        assert bars.tasks[0].completed == 10
+    assert "a w#0: 3/10 calls, 1 errors" in console.file.getvalue()  # type: ignore[attr-defined]

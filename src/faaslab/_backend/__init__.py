@@ -29,7 +29,7 @@ from ._images import (
     run_with_progress,
 )
 from ._labels import Label, deployment_filter
-from ._owner import owner_alive, owner_token, process_start_time
+from ._owner import owner_alive, owner_token, process_start_time, wait_owner_gone
 from ._protocol import Backend, EngineInfo
 
 __all__ = (
@@ -57,4 +57,5 @@ __all__ = (
     "run_with_progress",
     "start_engine",
     "stop_engine",
+    "wait_owner_gone",
 )

@@ -8,9 +8,10 @@ time (from ``/proc/<pid>/stat``) makes the token immune to pid reuse, so
 from __future__ import annotations
 
 import os
+import select
 from pathlib import Path
 
-__all__ = ("owner_alive", "owner_token", "process_start_time")
+__all__ = ("owner_alive", "owner_token", "process_start_time", "wait_owner_gone")
 
 
 def process_start_time(pid: int) -> str | None:
@@ -41,3 +42,27 @@ def owner_alive(token: str | None) -> bool:
     except ValueError:
         return False
     return process_start_time(pid) == started
+
+
+def wait_owner_gone(token: str | None, timeout: float) -> bool:
+    """Block until the process named by an owner token has exited; False on timeout.
+
+    Waits on a pidfd (readable once the process exits), so nothing is polled;
+    a process that is not ours to wait for still signals its exit this way.
+    """
+    if not owner_alive(token):
+        return True
+    assert token is not None
+    pid = int(token.split(":", 1)[0])
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        # The pid could have been reused between the check and the open.
+        if not owner_alive(token):
+            return True
+        readable, _, _ = select.select([fd], [], [], timeout)
+        return bool(readable) or not owner_alive(token)
+    finally:
+        os.close(fd)

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from .._backend import open_engine, owner_alive
+from .._backend import open_engine, owner_alive, wait_owner_gone
 from .._control import (
     ErrorReply,
     InvokeReply,
@@ -37,6 +37,7 @@ from .._sebs import is_sebs_benchmark
 from .._spec import DeploymentSpec, FunctionSpec
 from .._state import DeploymentState, check_writable, load_state
 from .._storage import parse_nosql_option, parse_storage_option
+from ._progress import Column, print_table
 
 __all__ = (
     "add_deployment_options",
@@ -47,11 +48,14 @@ __all__ = (
     "cmd_up",
     "register",
     "spec_from_args",
+    "start_detached",
 )
 
 _encode_line = msgspec.json.Encoder().encode
 #: How long `stop` waits for a live supervisor before treating it as dead.
 STOP_REPLY_TIMEOUT_S = 120.0
+#: How long `stop` then waits for the supervisor to finish removing everything.
+SUPERVISOR_EXIT_TIMEOUT_S = 60.0
 
 
 # -- options shared by start and up ------------------------------------------------
@@ -202,14 +206,25 @@ def _supervisor_alive(state: DeploymentState) -> bool:
     return owner_alive(state.supervisor.owner) and Path(state.supervisor.socket).exists()
 
 
+def start_detached(spec: DeploymentSpec, path: Path, *, force: bool = False) -> DeploymentState:
+    """Spawn the supervisor of ``spec`` with its deployment file at ``path``; its state once ready.
+
+    Refuses a path that cannot be written, or that holds a live deployment
+    (unless ``force``), before anything starts.
+    """
+    check_writable(path)
+    _refuse_live(path, force)
+    spawn_supervisor(spec, path, timeout=spec.start_timeout_s + 120)
+    return load_state(path)
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     path = Path(args.output).absolute()
     check_writable(path)
     _refuse_live(path, args.force)
     spec = spec_from_args(args)
     started = time.monotonic()
-    spawn_supervisor(spec, path, timeout=spec.start_timeout_s + 120)
-    state = load_state(path)
+    state = start_detached(spec, path, force=args.force)
     for record in state.functions:
         print(f"{record.instance:<24} {record.url:<22} {record.instance_id[:12]}")
     print(
@@ -354,19 +369,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     reply = anyio.run(ask)
     print(f"  supervisor: running (pid {pid}); sampler: {reply.sampler_priority or 'off'}")
     memory = {m.instance: m for m in reply.memory}
-    print(
-        f"  {'instance':<24} {'state':<10} {'restarts':>8} {'calls':>6} {'samples':>8} "
-        f"{'late':>5} {'memory':>10} {'max':>10}  url"
-    )
+    rows = []
     for function in reply.statistics.functions:
         for inst in function.instances:
             m = memory.get(inst.name)
-            print(
-                f"  {inst.name:<24} {inst.state:<10} {inst.restarts:>8} {inst.calls:>6} "
-                f"{m.samples if m else '-':>8} {m.precision_errors if m else '-':>5} "
-                f"{_mb(m.last_bytes) if m else '-':>10} {_mb(m.max_bytes) if m else '-':>10}  "
-                f"{inst.url or '-'}"
+            rows.append(
+                [
+                    inst.name,
+                    inst.state,
+                    str(inst.restarts),
+                    str(inst.calls),
+                    str(m.samples) if m else "-",
+                    str(m.precision_errors) if m else "-",
+                    _mb(m.last_bytes) if m else "-",
+                    _mb(m.max_bytes) if m else "-",
+                    inst.url or "-",
+                ]
             )
+    columns = [
+        Column("instance"),
+        Column("state"),
+        *(Column(h, numeric=True) for h in ("restarts", "calls", "samples", "late")),
+        Column("memory", numeric=True),
+        Column("max", numeric=True),
+        Column("url"),
+    ]
+    print_table(columns, rows, indent="  ")
+    for function in reply.statistics.functions:
         if function.failed:
             print(f"  function {function.name}: FAILED")
     return 0
@@ -401,6 +430,15 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if _supervisor_alive(state):
         reply = anyio.run(via_supervisor)
         if reply is not None:
+            # It answers once the instances are stopped; storage and network
+            # go as it exits. Return when all is gone, as SeBS's stop does.
+            assert state.supervisor is not None
+            if not wait_owner_gone(state.supervisor.owner, SUPERVISOR_EXIT_TIMEOUT_S):
+                print(
+                    f"the supervisor (pid {state.supervisor.pid}) is still removing storage "
+                    "and network",
+                    file=sys.stderr,
+                )
             if reply.stats_path:
                 print(f"memory statistics: {reply.stats_path} (typed: {reply.report_path})")
             else:

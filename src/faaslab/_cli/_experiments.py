@@ -3,7 +3,7 @@
     faaslab run EXPERIMENT.toml -o RESULTS_DIR [--overwrite]
     faaslab report RESULTS_DIR
 
-``run`` shows one progress line on a terminal (stderr, nothing otherwise),
+``run`` shows a progress bar per workload on a terminal (stderr, nothing otherwise),
 prints the summary table at the end and exits 1 when any call or deployment
 failed. Ctrl-C stops cleanly: the records so far and a summary of them stay.
 """
@@ -12,88 +12,57 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from functools import partial
 from pathlib import Path
-from typing import TextIO
 
 import anyio
 
 from .._experiment import (
     ExperimentResult,
-    Progress,
-    format_table,
+    ExperimentSummary,
     load_experiment_spec,
     read_run_info,
     run_experiment,
     summarize_results,
+    table_columns,
+    table_notes,
+    table_rows,
 )
+from ._progress import Column, PreparationBars, WorkloadProgress, open_progress, print_table
 
-__all__ = ("ProgressLine", "cmd_report", "cmd_run", "register")
+__all__ = ("cmd_report", "cmd_run", "print_summary", "register")
 
-#: Redraws of the progress line per second, at most.
-REDRAW_HZ = 10
-_CLEAR = "\r\x1b[K"
-
-
-class ProgressLine:
-    """One self-overwriting status line on a terminal, throttled."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._latest: dict[str, Progress] = {}
-        self._drawn_at = 0.0
-
-    def update(self, progress: Progress) -> None:
-        self._latest[progress.deployment] = progress
-        now = time.monotonic()
-        if now - self._drawn_at >= 1 / REDRAW_HZ:
-            self._drawn_at = now
-            self._stream.write(_CLEAR + self.render())
-            self._stream.flush()
-
-    def render(self) -> str:
-        parts = []
-        for p in self._latest.values():
-            bound = f"/{p.count}" if p.count is not None else ""
-            elapsed = f"{p.elapsed_s:.0f}" + (f"/{p.duration_s:g}" if p.duration_s else "") + " s"
-            text = f"{p.deployment} {p.workload}#{p.repetition}: {p.calls}{bound} calls"
-            text += f", {p.errors} errors" if p.errors else ""
-            text += f", {p.dropped} dropped" if p.dropped else ""
-            parts.append(f"{text}, {elapsed}")
-        return " | ".join(parts)
-
-    def close(self) -> None:
-        if self._drawn_at:
-            self._stream.write(_CLEAR)
-            self._stream.flush()
+def print_summary(summary: ExperimentSummary) -> None:
+    """The summary table (coloured on a terminal, plain when piped), then its notes."""
+    columns = [Column(header, numeric=numeric) for header, numeric in table_columns()]
+    print_table(columns, table_rows(summary))
+    print("\n".join(table_notes(summary)))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     spec = load_experiment_spec(args.spec)
-    line = ProgressLine(sys.stderr) if sys.stderr.isatty() else None
-    run = partial(
-        run_experiment,
-        spec,
-        args.output,
-        overwrite=args.overwrite,
-        progress=line.update if line is not None else None,
-        source=args.spec,
-    )
-    try:
-        result: ExperimentResult = anyio.run(run)
-    except KeyboardInterrupt:
-        if line is not None:
-            line.close()
-        print(
-            f"faaslab: interrupted: the records so far and their summary are in {args.output} "
-            f"(`faaslab report {args.output}`)",
-            file=sys.stderr,
+    with open_progress() as bars:
+        workloads = WorkloadProgress(bars)
+        run = partial(
+            run_experiment,
+            spec,
+            args.output,
+            overwrite=args.overwrite,
+            progress=workloads.update if bars.console.is_terminal else None,
+            source=args.spec,
+            preparation=PreparationBars(bars),
         )
-        return 130
-    if line is not None:
-        line.close()
-    print(format_table(result.summary))
+        try:
+            result: ExperimentResult = anyio.run(run)
+        except KeyboardInterrupt:
+            print(
+                f"faaslab: interrupted: the records so far and their summary are in "
+                f"{args.output} (`faaslab report {args.output}`)",
+                file=sys.stderr,
+            )
+            return 130
+        workloads.finish()
+    print_summary(result.summary)
     for name, error in result.failed_deployments.items():
         print(f"deployment {name} failed: {error}", file=sys.stderr)
     print(f"\nresults in {args.output}; tables and plots: faaslab report {args.output}")
@@ -105,7 +74,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     results = Path(args.results)
     run = read_run_info(results)
-    print(format_table(summarize_results(results)))
+    print_summary(summarize_results(results))
     for deployment in run.deployments:
         if deployment.error:
             print(f"deployment {deployment.name} failed: {deployment.error}")

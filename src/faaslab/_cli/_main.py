@@ -2,7 +2,8 @@
 
 Each command group registers its commands (``register(commands)``) from its
 own module: ``_deployments`` (start, up, invoke, status, stop), ``_system``
-(engine, images, doctor, ps, gc), ``_experiments`` (run, report), ``_demo``.
+(engine, images, doctor, ps, gc), ``_experiments`` (run, report), ``_sebs``
+(SeBS's local, benchmark and experiment groups), ``_demo``.
 Exit codes: 0 ok, 1 a failure, 2 bad usage or input. A
 :class:`FaaslabError` becomes one line on stderr; ``--debug`` shows the
 traceback too.
@@ -19,14 +20,14 @@ from collections.abc import Callable, Sequence
 
 from .._errors import FaaslabError
 from .._logging import configure_logging
-from . import _demo, _deployments, _experiments, _system
+from . import _demo, _deployments, _experiments, _sebs, _system
 
 __all__ = ("main",)
 
 Handler = Callable[[argparse.Namespace], int]
 
 #: The command groups, in the order `faaslab --help` lists them.
-GROUPS = (_system, _deployments, _experiments, _demo)
+GROUPS = (_system, _deployments, _experiments, _sebs, _demo)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,8 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     # Commands that print their own progress or tables keep the lifecycle log
     # quiet on a terminal, so the two do not interleave.
-    quiet = args.command in ("run", "demo") and sys.stderr.isatty()
-    configure_logging(args.log_format, args.debug, quiet=quiet)
+    quiet = args.command in ("run", "demo", "benchmark", "experiment") and sys.stderr.isatty()
+    # SeBS's --verbose asks for its debug log (tracebacks stay --debug's).
+    verbose = bool(getattr(args, "verbose", False))
+    configure_logging(args.log_format, args.debug or verbose, quiet=quiet)
     handler: Handler = args.handler
     try:
         return handler(args)

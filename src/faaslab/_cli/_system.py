@@ -10,8 +10,10 @@ import anyio
 from .._backend import IMAGE_LABEL, engine_answers, open_engine, start_engine, stop_engine
 from .._deployment import find_deployments, remove_deployment
 from .._errors import SpecError
+from .._logging import stderr_console
 from ._doctor import run_checks
-from ._images import build_images, describe
+from ._images import build_images, describe, image_statuses
+from ._progress import Column, StepProgress, open_progress, print_table
 
 __all__ = ("register",)
 
@@ -43,11 +45,23 @@ def cmd_engine(args: argparse.Namespace) -> int:
 def cmd_images(args: argparse.Namespace) -> int:
     async def build() -> int:
         async with open_engine() as engine:
-            results = await build_images(
-                engine, base=args.base, force=args.force, progress=progress
-            )
-        for status, rebuilt in results:
-            print(f"{status.name:<32} {'built' if rebuilt else 'up to date'}")
+            statuses = await image_statuses(engine, base=args.base)
+            stale = sum(args.force or not s.current for s in statuses)
+            console = stderr_console()
+            with open_progress() as bars:
+                # On a terminal one bar counts the build's steps; elsewhere the
+                # lines go to stderr as they come (CI logs keep them).
+                what = f"building {stale} image(s)"
+                steps = StepProgress(bars, what) if console.is_terminal else None
+                results = await build_images(
+                    engine, base=args.base, force=args.force, progress=steps or progress
+                )
+                if steps is not None:
+                    steps.finish()
+        print_table(
+            [Column("image"), Column("status")],
+            [[status.name, "built" if rebuilt else "up to date"] for status, rebuilt in results],
+        )
         return 0
 
     async def listing() -> int:
@@ -86,16 +100,29 @@ def cmd_ps(args: argparse.Namespace) -> int:
         if not found:
             print("no faaslab deployments on the engine")
             return 0
-        print(
-            f"{'deployment':<22} {'status':<9} {'containers':>10} {'running':>8} "
-            f"{'networks':>8} {'volumes':>7}  state file"
+        print_table(
+            [
+                Column("deployment"),
+                Column("status"),
+                Column("containers", numeric=True),
+                Column("running", numeric=True),
+                Column("networks", numeric=True),
+                Column("volumes", numeric=True),
+                Column("state file"),
+            ],
+            [
+                [
+                    d.deployment_id,
+                    "live" if d.owner_alive else "orphaned",
+                    str(d.containers),
+                    str(d.running),
+                    str(d.networks),
+                    str(d.volumes),
+                    d.state_file or "-",
+                ]
+                for d in found
+            ],
         )
-        for d in found:
-            status = "live" if d.owner_alive else "orphaned"
-            print(
-                f"{d.deployment_id:<22} {status:<9} {d.containers:>10} {d.running:>8} "
-                f"{d.networks:>8} {d.volumes:>7}  {d.state_file or '-'}"
-            )
         return 0
 
     return anyio.run(listing)

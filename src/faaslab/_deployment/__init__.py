@@ -16,6 +16,7 @@
 from ._actor import Deployment, DeploymentParts, run_deployment
 from ._open import open_deployment
 from ._pool import DeploymentStatistics, FunctionStatistics, InstanceStatistics
+from ._prepare import PreparationProgress
 from ._recovery import DeploymentOnEngine, find_deployments, remove_deployment, stop_orphaned
 
 __all__ = (
@@ -25,6 +26,7 @@ __all__ = (
     "DeploymentStatistics",
     "FunctionStatistics",
     "InstanceStatistics",
+    "PreparationProgress",
     "find_deployments",
     "open_deployment",
     "remove_deployment",

@@ -18,6 +18,7 @@ import secrets
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -26,12 +27,13 @@ import structlog
 
 from .._backend import Backend, Label, deployment_filter, open_engine, owner_token
 from .._errors import FaaslabError
+from .._function import TimingConnector
 from .._sebs import SebsBenchmark, deployment_tables, generate_inputs
 from .._spec import DeploymentSpec
 from .._state import SupervisorRecord, check_writable
 from .._storage import NoSQL, nosql_server_kind, open_nosql, open_storage
 from ._actor import Deployment, DeploymentParts, run_deployment
-from ._prepare import prepare_functions
+from ._prepare import PreparationProgress, prepare_functions
 
 __all__ = ("open_deployment",)
 
@@ -98,12 +100,14 @@ async def open_deployment(
     endpoint: str | None = None,
     state_path: str | Path | None = None,
     supervisor: SupervisorRecord | None = None,
+    progress: PreparationProgress | None = None,
 ) -> AsyncIterator[Deployment]:
     """Start a deployment and yield it; everything is removed when the block exits.
 
     With ``state_path`` the deployment file is written (atomically) at every
     change that matters and checkpointed about every second; the raw memory
     profile then lives beside it, so that it survives the process.
+    ``progress`` is told about pip installs and input uploads as they go.
     """
     deployment_id = spec.deployment_id or secrets.token_hex(4)
     path = Path(os.path.abspath(state_path)) if state_path is not None else None
@@ -120,7 +124,9 @@ async def open_deployment(
             network_name = f"faaslab-{deployment_id}"
             network_id = await engine.create_network(network_name, labels)
             try:
-                prepared, benchmarks = await prepare_functions(engine, spec, workdir)
+                prepared, benchmarks = await prepare_functions(
+                    engine, spec, workdir, progress
+                )
                 # Refused here, before any server starts: nosql "none" for a
                 # benchmark that needs it, a table declared twice.
                 nosql_server_kind(
@@ -141,9 +147,17 @@ async def open_deployment(
                     for function in spec.functions:
                         benchmark = benchmarks.get(function.name)
                         if benchmark is not None and benchmark.can_generate_input:
-                            inputs.append(await generate_inputs(benchmark, storage, nosql=nosql))
+                            on_upload = None
+                            if progress is not None:
+                                on_upload = partial(progress.uploaded, function.name)
+                            inputs.append(
+                                await generate_inputs(
+                                    benchmark, storage, nosql=nosql, on_upload=on_upload
+                                )
+                            )
                             input_functions.append(function.name)
-                    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+                    # Timing: each call's connect time, for SeBS's http_startup.
+                    connector = TimingConnector(limit=0, keepalive_timeout=60)
                     async with aiohttp.ClientSession(connector=connector) as session:
                         parts = DeploymentParts(
                             spec=spec,

@@ -11,7 +11,9 @@ does so before the first container exists.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 import msgspec
@@ -28,7 +30,17 @@ from .._sebs import (
 from .._spec import DeploymentSpec, FunctionSpec
 from .._util import first_error
 
-__all__ = ("PreparedFunction", "prepare_functions")
+__all__ = ("PreparationProgress", "PreparedFunction", "prepare_functions")
+
+
+class PreparationProgress(Protocol):
+    """Told what preparation is doing, for a progress display (the CLI's)."""
+
+    def pip(self, function: str, line: str) -> None:
+        """One line of pip's output while ``function``'s requirements install."""
+
+    def uploaded(self, function: str, files: int, size: int) -> None:
+        """``function``'s SeBS inputs uploaded so far: files and bytes."""
 
 
 
@@ -51,7 +63,10 @@ def _requirements_of(
 
 
 async def prepare_functions(
-    engine: Backend, spec: DeploymentSpec, workdir: Path
+    engine: Backend,
+    spec: DeploymentSpec,
+    workdir: Path,
+    progress: PreparationProgress | None = None,
 ) -> tuple[dict[str, PreparedFunction], dict[str, SebsBenchmark]]:
     """Build packages and install requirements for every function, concurrently."""
     prepared: dict[str, PreparedFunction] = {}
@@ -73,7 +88,10 @@ async def prepare_functions(
             lambda: _requirements_of(code, benchmark, runtime)
         )
         if requirements is not None and requirements.stat().st_size > 0:
-            installed = await install_requirements(engine, requirements, image=spec.image)
+            say = partial(progress.pip, function.name) if progress is not None else None
+            installed = await install_requirements(
+                engine, requirements, image=spec.image, progress=say
+            )
             binds.append(f"{installed}:{runtime.packages_mount}:ro")
         prepared[function.name] = PreparedFunction(code=str(code), binds=binds)
 

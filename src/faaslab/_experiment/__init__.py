@@ -36,7 +36,7 @@ from ._summary import (
     percentile,
     summarize,
 )
-from ._table import format_table
+from ._table import format_table, table_columns, table_notes, table_rows
 
 __all__ = (
     "PLOT_HINT",
@@ -67,5 +67,8 @@ __all__ = (
     "run_experiment",
     "summarize",
     "summarize_results",
+    "table_columns",
+    "table_notes",
+    "table_rows",
     "write_plots",
 )

@@ -22,7 +22,7 @@ import anyio
 import msgspec
 import structlog
 
-from .._deployment import Deployment, open_deployment
+from .._deployment import Deployment, PreparationProgress, open_deployment
 from .._errors import FaaslabError
 from ._driver import ProgressCallback, RunClock, WorkloadDriver
 from ._events import events_from_deployment, preload_events
@@ -137,6 +137,7 @@ class _Run:
         clock: RunClock,
         run_log: _RunLog,
         progress: ProgressCallback | None,
+        preparation: PreparationProgress | None = None,
     ) -> None:
         self.spec = spec
         self.results = results
@@ -145,6 +146,7 @@ class _Run:
         self.clock = clock
         self.log = run_log
         self.progress = progress
+        self.preparation = preparation
         self.writer = RecordWriter(results / INVOCATIONS)
         self.token = secrets.token_hex(3)
 
@@ -160,7 +162,7 @@ class _Run:
             )
         )
         try:
-            async with open_deployment(spec) as dep:
+            async with open_deployment(spec, progress=self.preparation) as dep:
                 try:
                     for repetition in range(self.spec.repetitions):
                         for workload in self.spec.workloads_of(plan):
@@ -227,11 +229,13 @@ async def run_experiment(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     source: str | os.PathLike[str] | None = None,
+    preparation: PreparationProgress | None = None,
 ) -> ExperimentResult:
     """Run ``spec``, writing everything to ``results_dir``; return the outcome.
 
     ``results_dir`` must be new or empty (``overwrite`` replaces an earlier
-    run's results). ``progress`` is called after every invocation.
+    run's results). ``progress`` is called after every invocation;
+    ``preparation`` is told about each deployment's pip installs and uploads.
     ``source``, the file the spec was loaded from, is copied beside spec.json.
     Cancelled, it stops every deployment, writes summary.json from the records
     so far, and re-raises. Failed calls and failed deployments do not raise:
@@ -246,7 +250,7 @@ async def run_experiment(
     seed = spec.seed if spec.seed is not None else secrets.randbits(32)
     clock = RunClock()
     run_log = _RunLog(spec, results, seed, clock, code)
-    run = _Run(spec, results, events, seed, clock, run_log, progress)
+    run = _Run(spec, results, events, seed, clock, run_log, progress, preparation)
     status: Status = "failed"
     error: str | None = None
     log.info("experiment.started", experiment=spec.name, results=str(results))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._summary import ExperimentSummary, FunctionSummary, LatencyStats, PhaseSummary
 
-__all__ = ("format_table",)
+__all__ = ("format_table", "table_columns", "table_notes", "table_rows")
 
 _HEADER = (
     "deployment",
@@ -76,9 +76,19 @@ def _rows(function: FunctionSummary) -> list[list[str]]:
     return rows
 
 
+def table_columns() -> list[tuple[str, bool]]:
+    """The summary table's headers, each with whether it is numeric (right-aligned)."""
+    return [(header, header in _NUMERIC) for header in _HEADER]
+
+
+def table_rows(summary: ExperimentSummary) -> list[list[str]]:
+    """The summary table's rows: per function, one for cold calls and one for warm."""
+    return [row for f in summary.functions for row in _rows(f)]
+
+
 def format_table(summary: ExperimentSummary) -> str:
     """The summary table, then failures and drops, then one status line."""
-    rows = [list(_HEADER)] + [row for f in summary.functions for row in _rows(f)]
+    rows = [list(_HEADER), *table_rows(summary)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
     lines = []
     for row in rows:
@@ -87,6 +97,12 @@ def format_table(summary: ExperimentSummary) -> str:
             for cell, width, header in zip(row, widths, _HEADER, strict=True)
         ]
         lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines + table_notes(summary))
+
+
+def table_notes(summary: ExperimentSummary) -> list[str]:
+    """What follows the table: failures and drops, then one status line."""
+    lines: list[str] = []
     notes = []
     for function in summary.functions:
         where = f"{function.deployment}/{function.function}"
@@ -103,4 +119,4 @@ def format_table(summary: ExperimentSummary) -> str:
         + "  (latency: client round trip of successful calls; start: container create to ready;"
         " memory: MB = 1e6 bytes, cgroup usage incl. page cache)",
     ]
-    return "\n".join(lines)
+    return lines

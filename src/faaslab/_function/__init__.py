@@ -6,6 +6,8 @@
 - :class:`Lifecycle` (``_lifecycle``) — the instance's lifecycle as an
   explicit transition table, no I/O.
 - :class:`Invocation` (``_invocation``) — the record of one call.
+- :class:`TimingConnector`, :class:`HttpTimes` (``_http_times``) — a call's
+  connection and first-byte times, as SeBS's pycurl times them.
 """
 
 from ._actor import (
@@ -16,6 +18,7 @@ from ._actor import (
     container_config,
     open_instance,
 )
+from ._http_times import HttpTimes, TimingConnector
 from ._invocation import Invocation, RemoteError, RuntimeAnswer
 from ._lifecycle import TRANSITIONS, InstanceState, Lifecycle
 
@@ -23,6 +26,7 @@ __all__ = (
     "CONTAINER_PORT",
     "TRANSITIONS",
     "ExitInfo",
+    "HttpTimes",
     "Instance",
     "InstanceContext",
     "InstanceState",
@@ -30,6 +34,7 @@ __all__ = (
     "Lifecycle",
     "RemoteError",
     "RuntimeAnswer",
+    "TimingConnector",
     "container_config",
     "open_instance",
 )

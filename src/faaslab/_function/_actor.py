@@ -22,6 +22,7 @@ import structlog
 from .._backend import Backend, Label
 from .._errors import FaaslabError, InstanceLost, InstanceStartError, InvocationTimeout
 from .._spec import FunctionSpec
+from ._http_times import HttpTimes, end_timing, timing
 from ._invocation import Invocation, RuntimeAnswer
 from ._lifecycle import InstanceState, Lifecycle
 
@@ -185,12 +186,15 @@ class Instance:
         try:
             client_send = time.time()
             started = time.perf_counter()
+            http = HttpTimes(started)
+            token = timing(http)
             try:
                 # aiohttp's own timeout: an anyio cancel scope per call costs
                 # tens of µs on the hot path, this a timer handle.
                 async with self._session.post(
                     self._url, data=body, headers=_JSON_HEADERS, timeout=self._timeout(timeout)
                 ) as response:
+                    http.first_byte = time.perf_counter()
                     raw = await response.read()
             except TimeoutError:
                 await self.retire(f"invocation timed out after {timeout:g} s")
@@ -200,6 +204,8 @@ class Instance:
                 ) from None
             except aiohttp.ClientError as exc:
                 raise await self._lost(exc) from exc
+            finally:
+                end_timing(token)
             latency = time.perf_counter() - started
             client_receive = time.time()
         finally:
@@ -227,6 +233,8 @@ class Instance:
             latency_s=latency,
             output=answer.result.output if answer.result is not None else None,
             error=answer.error,
+            http_connect_s=http.connected_s,
+            http_first_byte_s=http.first_byte_s,
         )
 
     async def _lost(self, exc: BaseException) -> InstanceLost:

@@ -60,6 +60,12 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
     memory_peak_bytes: int | None = None
     #: How the peak was obtained: "kernel-watermark", "samples", or None.
     memory_method: str | None = None
+    #: Client-side HTTP phases, seconds from the request's start (``_http_times``):
+    #: the connection ready (SeBS's ``http_startup``) and the answer's head read
+    #: (``http_first_byte_return``); the first is None when the session's
+    #: connector is not a ``TimingConnector``.
+    http_connect_s: float | None = None
+    http_first_byte_s: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -55,4 +55,6 @@ def language_runtime(name: str) -> LanguageRuntime:
         return LANGUAGES[name]
     except KeyError:
         known = ", ".join(sorted(LANGUAGES))
-        raise SpecError(f"language: {name!r} is not supported (faaslab runs: {known})") from None
+        raise SpecError(
+            f"language: {name!r} is not available in this build of faaslab (it runs: {known})"
+        ) from None

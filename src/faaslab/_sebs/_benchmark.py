@@ -36,6 +36,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -369,13 +370,15 @@ async def generate_inputs(
     nosql: BenchmarkNoSQL | None = None,
     size: str | None = None,
     data_dir: Path | None = None,
+    on_upload: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``input.py``'s ``generate_input`` on the host; return the event it makes.
 
     Creates the benchmarks bucket and the prefixes ``buckets_count()`` asks for;
     ``upload_func`` uploads through ``storage``, ``nosql_func`` writes to the
     tables of ``allocate_nosql()`` through ``nosql``. ``size`` and
-    ``data_dir`` default to the benchmark's.
+    ``data_dir`` default to the benchmark's. ``on_upload(files, bytes)`` is
+    told the totals so far after each file is uploaded (from input.py's thread).
     """
     name = benchmark.name
     module = benchmark.module
@@ -395,6 +398,8 @@ async def generate_inputs(
         await storage.create_bucket(bucket)
         storage.record_benchmark_buckets(bucket, inputs, outputs)
 
+    uploaded = [0, 0]  # files, bytes
+
     def upload_func(bucket_idx: int, key: str, filepath: str) -> None:
         if storage is None or not 0 <= bucket_idx < len(inputs):
             raise SpecError(
@@ -402,6 +407,10 @@ async def generate_inputs(
                 f"asked for {n_in}"
             )
         anyio.from_thread.run(storage.upload_file, bucket, f"{inputs[bucket_idx]}/{key}", filepath)
+        uploaded[0] += 1
+        uploaded[1] += os.path.getsize(filepath)
+        if on_upload is not None:
+            on_upload(uploaded[0], uploaded[1])
 
     def nosql_func(
         benchmark: str,

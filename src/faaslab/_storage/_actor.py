@@ -226,8 +226,8 @@ async def _open_external(spec: StorageSpec, deployment_id: str) -> AsyncIterator
     access_key, secret_key = external_credentials()
     address = spec.address
     assert address is not None  # the spec checked it
-    host = address.rpartition(":")[0]
-    if _is_loopback(host):
+    function_address = spec.function_address or address
+    if _is_loopback(function_address.rpartition(":")[0]):
         log.warning(
             "storage.external_loopback",
             endpoint=address,
@@ -240,7 +240,7 @@ async def _open_external(spec: StorageSpec, deployment_id: str) -> AsyncIterator
             kind="external",
             deployment_id=deployment_id,
             host_endpoint=address,
-            function_address=address,
+            function_address=function_address,
             access_key=access_key,
             secret_key=secret_key,
         )
