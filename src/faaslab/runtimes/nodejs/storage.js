@@ -137,9 +137,7 @@ class storage {
   /** Store `data` (a Buffer, string or Readable) under a unique key made from `file`; resolve to the key. */
   async upload_stream(bucket, file, data) {
     const key = this.unique_name(file);
-    // minio 7.0 takes a string's length in characters as its size: give it bytes.
-    const body = typeof data === 'string' ? Buffer.from(data) : data;
-    await this.client.putObject(bucket, key, body);
+    await this.client.putObject(bucket, key, data);
     return key;
   }
 
