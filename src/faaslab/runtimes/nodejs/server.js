@@ -3,8 +3,8 @@
  * SeBS-style function, with the same HTTP contract as the Python runtime
  * (src/faaslab/runtime/server.py).
  *
- * Runs as `node /opt/faaslab/nodejs/server.js` inside a function container
- * and uses the Node.js standard library only (Node 18 and later). It serves
+ * Runs as `node server.js` inside a function container and uses the Node.js
+ * standard library only (Node 18 and later). It serves
  *
  * - `GET /alive` (and `POST /alive`, which SeBS's Node.js server answers) →
  *   200 `{"status": "ok", "instance": ..., "pid": ...}`;
