@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Install the host packages faaslab needs, only those that are missing:
 #   dockerd (docker.io) when no engine answers, mmdebstrap for the runtime
-#   image, and venv support for Python. Debian-like systems, as root.
+#   images, venv support for Python, and node and npm (the Node.js runtime's
+#   unit tests run its server with the host's node). Debian-like systems, as root.
 set -euo pipefail
 
 missing=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v node >/dev/null || missing+=(nodejs)
+# Debian packages npm apart; NodeSource's nodejs carries its own.
+command -v npm >/dev/null || missing+=(npm)
 if ! command -v dockerd >/dev/null; then
   # An engine that already answers (or DOCKER_HOST) is used as it is.
   if [ -z "${DOCKER_HOST:-}" ] && ! [ -S /var/run/docker.sock ]; then

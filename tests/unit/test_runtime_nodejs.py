@@ -767,7 +767,8 @@ def run_node(node: str, script: str, **env: str) -> Any:
 
 def test_package_json_pins_what_sebs_adds(node: str) -> None:
     package = json.loads(PACKAGE_JSON.read_text())
-    assert package["dependencies"] == SEBS_PINS
+    # SeBS's pins, plus uuid, which SeBS's local image installs globally.
+    assert package["dependencies"] == {**SEBS_PINS, "uuid": "9.0.1"}
     assert package.get("type", "commonjs") == "commonjs"  # server.js and the helpers use require
 
 
