@@ -6,6 +6,8 @@
 - :class:`Lifecycle` (``_lifecycle``) — the instance's lifecycle as an
   explicit transition table, no I/O.
 - :class:`Invocation` (``_invocation``) — the record of one call.
+- :func:`check_loads` (``_check``) — a function loaded once in its runtime
+  (the language's check command) before any instance starts.
 """
 
 from ._actor import (
@@ -16,6 +18,7 @@ from ._actor import (
     container_config,
     open_instance,
 )
+from ._check import LoadCheck, check_loads, load_failure
 from ._invocation import Invocation, RemoteError, RuntimeAnswer
 from ._lifecycle import TRANSITIONS, InstanceState, Lifecycle
 
@@ -28,8 +31,11 @@ __all__ = (
     "InstanceState",
     "Invocation",
     "Lifecycle",
+    "LoadCheck",
     "RemoteError",
     "RuntimeAnswer",
+    "check_loads",
     "container_config",
+    "load_failure",
     "open_instance",
 )

@@ -1,7 +1,7 @@
 /**
  * faaslab function runtime for Node.js: a small HTTP server around one
  * SeBS-style function, with the same HTTP contract as the Python runtime
- * (src/faaslab/runtime/server.py).
+ * (src/faaslab/runtimes/python/server.py).
  *
  * Runs as `node server.js` inside a function container and uses the Node.js
  * standard library only (Node 18 and later). It serves
@@ -35,8 +35,13 @@
  *
  * Exit status: 0 after SIGTERM or SIGINT (once the invocations in flight have
  * answered; a second signal exits at once); 1 when function.js cannot be
- * loaded or exports no callable `handler` (the stack goes to stderr, i.e. the
+ * loaded or exports no callable `handler` (one line `faaslab: cannot load the
+ * function in DIR: <type>: <message>`, then the stack, go to stderr, i.e. the
  * container log), so the host sees the failure at once instead of timing out.
+ *
+ * `node server.js --check` loads the function as the server would and exits:
+ * 0 when it exports a handler, 1 as above. faaslab runs it once per function
+ * before any instance starts.
  */
 
 'use strict';
@@ -391,6 +396,13 @@ function createServer(runtime) {
   return { server, shutdown };
 }
 
+/** " (at /function/function/function.js:3)" for a SyntaxError, whose message names no place. */
+function syntaxLocation(err) {
+  if (!(err instanceof SyntaxError) || typeof err.stack !== 'string') return '';
+  const first = err.stack.split('\n', 1)[0];
+  return /^\/.+:\d+$/.test(first) ? ` (at ${first})` : '';
+}
+
 function parseInteger(name, fallback) {
   const text = (process.env[name] || '').trim() || fallback;
   if (!/^\d+$/.test(text)) throw new Error(`${name} must be a non-negative integer, not ${text}`);
@@ -421,9 +433,20 @@ function main() {
   try {
     handler = loadHandler(codeDir);
   } catch (err) {
-    console.error(`faaslab: cannot load the function in ${path.join(codeDir, 'function')}:`);
-    console.error(describe(err).traceback);
+    // One line that says it all (the host shows it as the error), then the stack.
+    const details = describe(err);
+    console.error(
+      `faaslab: cannot load the function in ${path.join(codeDir, 'function')}: ` +
+        `${details.type}: ${details.message}${syntaxLocation(err)}`,
+    );
+    console.error(details.traceback);
     return process.exit(1);
+  }
+  if (process.argv.includes('--check')) {
+    // The host's load check: the function loads and exports a handler. Exit at
+    // once, whatever timers or sockets its top-level code left open.
+    console.error(`faaslab: the function in ${path.join(codeDir, 'function')} loads`);
+    return process.exit(0);
   }
 
   const { server, shutdown } = createServer(new Runtime(handler, instance, concurrency));
