@@ -178,7 +178,13 @@ class Runtime:
     """One `node server.js` subprocess and a few ways to talk to it."""
 
     def __init__(
-        self, node: str, code_dir: Path, global_dir: Path, instance: str | None, env: dict[str, str]
+        self,
+        node: str,
+        code_dir: Path,
+        global_dir: Path,
+        instance: str | None,
+        env: dict[str, str],
+        args: tuple[str, ...] = (),
     ) -> None:
         settings = {
             "FAASLAB_HOST": "127.0.0.1",
@@ -192,7 +198,10 @@ class Runtime:
         self.stderr_path = code_dir.parent / f"{code_dir.name}.stderr"
         with self.stderr_path.open("wb") as stderr:
             self.proc = subprocess.Popen(
-                [node, str(SERVER)], env=environment, stdout=subprocess.DEVNULL, stderr=stderr
+                [node, str(SERVER), *args],
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
             )
         self.port = 0
 
@@ -263,6 +272,7 @@ class Launcher:
         self,
         files: dict[str, str],
         instance: str | None = "test-instance",
+        args: tuple[str, ...] = (),
         **env: str,
     ) -> Runtime:
         code_dir = self.root / f"code-{len(self.runtimes)}"
@@ -270,7 +280,7 @@ class Launcher:
         write_tree(code_dir, files)
         write_tree(global_dir, GLOBAL_MODULES)
         (code_dir / "function").mkdir(parents=True, exist_ok=True)
-        runtime = Runtime(self.node, code_dir, global_dir, instance, env)
+        runtime = Runtime(self.node, code_dir, global_dir, instance, env, args)
         self.runtimes.append(runtime)
         return runtime
 
@@ -482,7 +492,7 @@ def test_query_string_is_ignored(shared: Runtime) -> None:
 
 
 def test_response_head_is_exactly_the_python_servers(shared: Runtime) -> None:
-    # No Date, no Connection: keep-alive, no Keep-Alive: the same bytes as server.py.
+    # No Date, no Keep-Alive: the Python server's head (Connection as the client asked).
     request = b"GET /alive HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     head, _, body = shared.raw(request).partition(b"\r\n\r\n")
     assert head.split(b"\r\n") == [
@@ -503,7 +513,8 @@ def test_keep_alive_reuses_one_connection(shared: Runtime) -> None:
             conn.request("POST", "/", body=json.dumps({"i": i}).encode())
             response = conn.getresponse()
             assert response.status == 200
-            assert response.getheader("Connection") is None  # not "close"
+            # Node's own header: Node 18 closes after a response without it.
+            assert response.getheader("Connection") == "keep-alive"
             assert response.getheader("Keep-Alive") is None
             assert response.getheader("Date") is None
             request_ids.append(json.loads(response.read())["request_id"])
@@ -695,6 +706,39 @@ def test_broken_function_exits_1_before_listening(
     assert expected in stderr
     assert "function.js" in stderr
     assert "ready" not in stderr
+
+
+def test_the_load_error_is_one_line_that_says_it_all(launcher: Launcher) -> None:
+    # The host shows this line as the error (faaslab._function.load_failure).
+    runtime = launcher.spawn({"function/function.js": "const a = 1;\nexports.handler = (\n"})
+    assert runtime.wait_exit() == 1
+    first = runtime.stderr().splitlines()[0]
+    assert first.startswith("faaslab: cannot load the function in ")
+    assert "SyntaxError: " in first
+    assert re.search(r"\(at /.*function\.js:\d+\)$", first), first
+
+
+@pytest.mark.parametrize(
+    ("source", "status", "expected"),
+    [
+        (
+            # A timer left running at the top level does not keep the check alive.
+            "setInterval(() => {}, 1000);\nexports.handler = async () => 1;\n",
+            0,
+            "loads",
+        ),
+        ("exports.other = 1;\n", 1, "exports no callable `handler(event)`"),
+        ("require('no_such_module_xyz');\n", 1, "Cannot find module 'no_such_module_xyz'"),
+    ],
+)
+def test_check_mode_loads_the_function_and_exits(
+    launcher: Launcher, source: str, status: int, expected: str
+) -> None:
+    runtime = launcher.spawn({"function/function.js": source}, args=("--check",))
+    assert runtime.wait_exit() == status
+    stderr = runtime.stderr()
+    assert expected in stderr.splitlines()[0]
+    assert "ready on" not in stderr  # it never listens
 
 
 def test_bad_port_setting_exits_1(launcher: Launcher) -> None:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,11 @@ def _commit(staging: Path, final: Path, marker: str, record: dict[str, Any]) -> 
         shutil.rmtree(staging, ignore_errors=True)
 
 
+#: One install per entry at a time in this process: three functions of one
+#: deployment with the same requirements install them once, not three times.
+_filling: weakref.WeakValueDictionary[Path, anyio.Lock] = weakref.WeakValueDictionary()
+
+
 async def fill_entry(
     root: Path,
     key: str,
@@ -57,7 +63,28 @@ async def fill_entry(
     record: dict[str, Any],
     fill: Callable[[Path], Awaitable[None]],
 ) -> Path:
-    """Make the entry for ``key``: ``fill`` a staging directory, then commit it."""
+    """Make the entry for ``key``: ``fill`` a staging directory, then commit it.
+
+    Waits for an install of the same entry already under way in this process,
+    and returns its result when it succeeded.
+    """
+    lock = _filling.get(root / key)
+    if lock is None:
+        lock = _filling[root / key] = anyio.Lock()
+    async with lock:
+        done = cached_entry(root, key, marker)
+        if done is not None:
+            return done
+        return await _fill(root, key, marker, record, fill)
+
+
+async def _fill(
+    root: Path,
+    key: str,
+    marker: str,
+    record: dict[str, Any],
+    fill: Callable[[Path], Awaitable[None]],
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     staging.chmod(0o755)

@@ -10,7 +10,8 @@
   in-container server and SeBS's ``storage.js`` / ``nosql.js`` helpers
   (``runtimes/nodejs/``), and the modules SeBS provides to every Node.js
   function (``minio`` 7.0.16, ``aws-sdk`` 2.1692.0, ``uuid``), installed by npm
-  at build time into ``/opt/faaslab/node_modules`` (``FAASLAB_NODE_GLOBAL``).
+  at build time into ``/opt/faaslab/node_modules`` (``FAASLAB_NODE_GLOBAL``, and
+  ``NODE_PATH`` as in SeBS's image, so any ``node`` a function starts finds them).
   It carries no npm: functions do not need it, and the image stays small.
 """
 
@@ -71,7 +72,8 @@ def _runtime_dockerfile() -> str:
 FROM {NODE_BASE_IMAGE}
 COPY node_modules {GLOBAL_MODULES}
 COPY {" ".join(RUNTIME_FILES)} /opt/faaslab/
-ENV FAASLAB_NODE_GLOBAL={GLOBAL_MODULES} AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE=1
+ENV FAASLAB_NODE_GLOBAL={GLOBAL_MODULES} NODE_PATH={GLOBAL_MODULES} \
+    AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE=1
 WORKDIR /function
 EXPOSE 8080
 ENTRYPOINT ["node", "/opt/faaslab/server.js"]
@@ -131,9 +133,7 @@ def _prune(modules: Path) -> int:
     return removed
 
 
-async def _build_runtime(
-    engine: Backend, inputs: str, progress: BuildProgress, work: Path
-) -> None:
+async def _build_runtime(engine: Backend, inputs: str, progress: BuildProgress, work: Path) -> None:
     sources = _runtime_sources()
     project = work / "nodejs-global"
     project.mkdir(mode=0o755)

@@ -23,8 +23,9 @@ what faaslab does:
   files with ``upload_func(bucket_idx, key, filepath)`` to
   ``input_paths[bucket_idx] + "/" + key``;
 - ``validate_output(data_dir, input_config, output, language, storage)``
-  returns None when the output is right and a reason when not; ``output`` is
-  the handler's return value, ``language`` the one the benchmark ran in.
+  (older benchmarks take fewer of these, by name) returns None when the output
+  is right and a reason when not; ``output`` is the handler's return value,
+  ``language`` the one the benchmark ran in.
 
 NoSQL (``allocate_nosql`` in ``input.py``, ``"nosql"`` in ``modules``) is
 not supported yet: such a benchmark is refused before anything starts.
@@ -35,6 +36,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
 import shutil
@@ -482,6 +484,26 @@ class _BlockingStorage:
         return anyio.from_thread.run(self._storage.bucket_exists, bucket_name)
 
 
+def _validator_arguments(function: Any, **available: Any) -> list[Any]:
+    """What to pass ``validate_output``, by the names of its parameters.
+
+    SeBS's validators differ by benchmark and release: ``(data_dir,
+    input_config, output, language, storage)``, ``(input_config, output,
+    language, storage)``, ``(input_config, output)``. Parameters named so get
+    their value; anything else gets all five, in that order.
+    """
+    everything = list(available.values())
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return everything
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = [p.name for p in parameters if p.kind in positional]
+    if names and all(name in available for name in names):
+        return [available[name] for name in names]
+    return everything
+
+
 async def validate(
     benchmark: SebsBenchmark,
     input_config: dict[str, Any],
@@ -499,8 +521,17 @@ async def validate(
     data = str(benchmark.data_dir) if benchmark.data_dir is not None else None
     blocking = _BlockingStorage(storage) if storage is not None else None
 
+    arguments = _validator_arguments(
+        function,
+        data_dir=data,
+        input_config=input_config,
+        output=output,
+        language=benchmark.language,
+        storage=blocking,
+    )
+
     def run() -> Any:
-        return function(data, input_config, output, benchmark.language, blocking)
+        return function(*arguments)
 
     try:
         result = await anyio.to_thread.run_sync(run)

@@ -282,10 +282,10 @@ function createServer(runtime) {
   let closing = false;
   let inFlight = 0;
 
-  // No Date header, no Connection: keep-alive, no timeouts on idle kept-alive
-  // connections or slow requests: the same bytes and behaviour as the Python
-  // server. Idle connections closing after Node's default 5 s would race the
-  // host's reuse of its one connection per instance.
+  // No Date header, no timeouts on idle kept-alive connections or slow
+  // requests: the behaviour of the Python server. Idle connections closing
+  // after Node's default 5 s would race the host's reuse of its one
+  // connection per instance.
   const server = http.createServer({ noDelay: true, requestTimeout: 0, headersTimeout: 0 });
   server.keepAliveTimeout = 0;
 
@@ -296,12 +296,10 @@ function createServer(runtime) {
       'Content-Length': Buffer.byteLength(body),
       ...extraHeaders,
     };
-    if (closing || !res.shouldKeepAlive) {
-      headers.Connection = 'close';
-    } else {
-      // Persistence stays, only the redundant HTTP/1.1 header goes.
-      res.removeHeader('Connection');
-    }
+    // Persistent connections keep Node's own "Connection: keep-alive": Node 18
+    // (Debian 12's, the image's) closes the connection after any response
+    // whose Connection header was removed; Node 20 would keep it open.
+    if (closing || !res.shouldKeepAlive) headers.Connection = 'close';
     res.writeHead(status, headers);
     res.end(req.method === 'HEAD' ? undefined : body);
   }

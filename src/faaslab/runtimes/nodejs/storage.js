@@ -28,7 +28,7 @@
  * - `client`: the underlying `minio.Client`, as in SeBS.
  *
  * The endpoint and credentials come from MINIO_ADDRESS (host:port),
- * MINIO_ACCESS_KEY and MINIO_SECRET_KEY. The npm `minio` package (SeBS pins
+ * MINIO_ACCESS_KEY and MINIO_SECRET_KEY (and MINIO_REGION, default us-east-1). The npm `minio` package (SeBS pins
  * 7.0.16) is loaded, and the variables read, only when the client is first
  * used, so `new storage.storage()` at a function's top level never fails and
  * functions that never touch storage run without minio. Errors from minio
@@ -79,6 +79,10 @@ class storage {
       accessKey: env.MINIO_ACCESS_KEY,
       secretKey: env.MINIO_SECRET_KEY,
       useSSL: false,
+      // Without a region, minio 7.0 asks the server for each bucket's
+      // (GetBucketLocation) and throws, uncaught, when it cannot parse
+      // SeaweedFS's answer. MinIO and SeaweedFS both serve us-east-1.
+      region: env.MINIO_REGION || 'us-east-1',
     });
   }
 
