@@ -21,7 +21,10 @@ from typing import Any
 
 import anyio
 
-__all__ = ("cache_key", "cached_entry", "fill_entry")
+from .._backend import OneShotResult
+from .._errors import RequirementsError
+
+__all__ = ("cache_key", "cached_entry", "check_install", "fill_entry")
 
 
 def cache_key(*parts: str) -> str:
@@ -75,25 +78,34 @@ async def fill_entry(
         done = cached_entry(root, key, marker)
         if done is not None:
             return done
-        return await _fill(root, key, marker, record, fill)
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+        staging.chmod(0o755)
+        try:
+            await fill(staging)
+            await anyio.to_thread.run_sync(_commit, staging, root / key, marker, record)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(lambda: shutil.rmtree(staging, ignore_errors=True))
+            raise
+        return root / key
 
 
-async def _fill(
-    root: Path,
-    key: str,
-    marker: str,
-    record: dict[str, Any],
-    fill: Callable[[Path], Awaitable[None]],
-) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
-    staging.chmod(0o755)
-    final = root / key
-    try:
-        await fill(staging)
-        await anyio.to_thread.run_sync(_commit, staging, final, marker, record)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(lambda: shutil.rmtree(staging, ignore_errors=True))
-        raise
-    return final
+def check_install(result: OneShotResult, what: str, tool: str, timeout_s: float) -> None:
+    """Raise RequirementsError, with the installer's output, unless it exited 0."""
+    # npm's pointer to its debug log names a file in the removed container.
+    output = "\n".join(
+        line for line in result.tail if "_logs/" not in line and "complete log of this" not in line
+    ).rstrip()
+    if result.exit_code is None:
+        raise RequirementsError(
+            f"installing {what}: {tool} did not finish within {timeout_s:g} s",
+            output=output,
+            tool=tool,
+        )
+    if result.exit_code != 0:
+        raise RequirementsError(
+            f"installing {what} failed: {tool} exited with code {result.exit_code}",
+            output=output,
+            tool=tool,
+        )

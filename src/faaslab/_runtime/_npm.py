@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._backend import Backend, Label, run_to_exit
-from .._errors import RequirementsError
+from ._cache import check_install
 from ._npmconfig import NpmSettings
 
 __all__ = ("npm_install",)
@@ -70,19 +70,4 @@ async def npm_install(
         on_line=lambda line: progress(f"  npm: {line}"),
         own_network=True,
     )
-    # npm's pointer to its debug log names a file in the removed container.
-    output = "\n".join(
-        line for line in result.tail if "_logs/" not in line and "complete log of this" not in line
-    ).rstrip()
-    if result.exit_code is None:
-        raise RequirementsError(
-            f"installing {what}: npm did not finish within {timeout_s:g} s",
-            output=output,
-            tool="npm",
-        )
-    if result.exit_code != 0:
-        raise RequirementsError(
-            f"installing {what} failed: npm exited with code {result.exit_code}",
-            output=output,
-            tool="npm",
-        )
+    check_install(result, what, "npm", timeout_s)

@@ -30,7 +30,7 @@ from .._backend import Backend, Label, run_to_exit
 from .._errors import ImageMissing, RequirementsError, SpecError
 from .._util import state_dir
 from ._cache import cache_key as _digest
-from ._cache import cached_entry, fill_entry
+from ._cache import cached_entry, check_install, fill_entry
 from ._pipconfig import (
     CA_BUNDLE_ENV,
     CONTAINER_CA,
@@ -198,13 +198,4 @@ async def _run_pip(
         on_line=lambda line: say(f"  pip: {line}"),
         own_network=True,
     )
-    if result.exit_code is None:
-        raise RequirementsError(
-            f"installing {requirements}: pip did not finish within {timeout_s:g} s",
-            output=result.output,
-        )
-    if result.exit_code != 0:
-        raise RequirementsError(
-            f"installing {requirements} failed: pip exited with code {result.exit_code}",
-            output=result.output,
-        )
+    check_install(result, str(requirements), "pip", timeout_s)
