@@ -220,3 +220,43 @@ async def test_a_missing_handler_export_fails_the_start_in_one_line(
     )
     assert raised.value.container_exit_code == 1
     assert await leftovers_of(deployment_id) == []
+
+
+async def test_an_experiment_runs_a_nodejs_function_cold_and_warm(
+    tmp_path: Path, deployment_id: str, leftovers_of: Leftovers
+) -> None:
+    from faaslab._experiment import (
+        ExperimentDeployment,
+        ExperimentSpec,
+        Workload,
+        read_records,
+        run_experiment,
+    )
+
+    code = node_function(tmp_path, "node", NODE_FUNCTION)
+    spec = ExperimentSpec(
+        name="node",
+        deployments=[
+            ExperimentDeployment(
+                name="node",
+                deployment_id=deployment_id,
+                functions=[FunctionSpec(name="node", code=str(code), language="nodejs")],
+                storage=StorageSpec(kind="none"),
+            )
+        ],
+        workloads=[
+            Workload(function="node", start="cold", clients=1, count=2, event={"mb": 8}),
+            Workload(function="node", start="warm", clients=1, count=3, event={"mb": 8}),
+        ],
+    )
+    result = await run_experiment(spec, tmp_path / "results")
+    assert result.ok, result
+    records = list(read_records(tmp_path / "results" / "invocations.jsonl"))
+    cold = [r for r in records if r.start == "cold"]
+    warm = [r for r in records if r.start == "warm"]
+    assert (len(cold), len(warm)) == (2, 3)
+    assert len({r.container_id for r in cold}) == 2  # a fresh container per cold call
+    assert all(r.is_cold for r in cold)
+    assert not any(r.is_cold for r in warm)
+    assert all((r.memory_peak_bytes or 0) > 8 * 1024 * 1024 for r in records)
+    assert await leftovers_of(deployment_id) == []
