@@ -221,6 +221,17 @@ async def test_a_missing_handler_export_fails_the_start_in_one_line(
     assert raised.value.container_exit_code == 1
     assert await leftovers_of(deployment_id) == []
 
+    # Fixed, it starts; a second start finds the passed check remembered.
+    # (A comment of its own: the verdicts are keyed by content, across test runs too.)
+    (code / "function.js").write_text(f"// {uuid.uuid4()}\nexports.handler = async () => 1;\n")
+    fixed = FunctionSpec(name="nohandler", code=str(code), language="nodejs")
+    for expected in ("function.load_checked", "function.load_check_cached"):
+        with structlog.testing.capture_logs() as logs:
+            async with open_deployment(spec_for(deployment_id, fixed)) as dep:
+                assert (await dep.invoke("nohandler", {})).output == 1
+        assert expected in [entry["event"] for entry in logs]
+    assert await leftovers_of(deployment_id) == []
+
 
 async def test_an_experiment_runs_a_nodejs_function_cold_and_warm(
     tmp_path: Path, deployment_id: str, leftovers_of: Leftovers

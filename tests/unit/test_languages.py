@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
 import structlog.testing
 
@@ -375,3 +376,30 @@ async def test_concurrent_installs_of_one_entry_fill_it_once(tmp_path: Path) -> 
     assert len(fills) == 1
     assert results == [tmp_path / ("k" * 32)] * 3
     assert (results[0] / ".marker").is_file()
+
+
+def test_a_passed_load_check_is_remembered_by_what_decides_it(tmp_path: Path) -> None:
+    from faaslab._function import InstanceContext
+    from faaslab._function._check import verdict_key
+
+    code = node_function(tmp_path)
+    spec = FunctionSpec(name="fn", code=str(code), language="nodejs")
+    ctx = InstanceContext(
+        deployment_id="d1", network="n1", image=NODE_RUNTIME_IMAGE, start_timeout_s=30,
+        stop_grace_s=1, remove=True, env={"MINIO_SECRET_KEY": "one"},
+    )  # fmt: skip
+    command = ("node", "/opt/faaslab/server.js", "--check")
+    key = verdict_key((spec, ctx, command), "sha256:a")
+    # Another deployment (id, network, fresh credentials): the same verdict.
+    other = msgspec.structs.replace(
+        ctx, deployment_id="d2", network="n2", env={"MINIO_SECRET_KEY": "two"}
+    )
+    assert verdict_key((spec, other, command), "sha256:a") == key
+    # Another image, other code, other dependencies, another environment: checked again.
+    assert verdict_key((spec, ctx, command), "sha256:b") != key
+    with_deps = msgspec.structs.replace(ctx, binds=["/cache/x:/function/.node_packages:ro"])
+    assert verdict_key((spec, with_deps, command), "sha256:a") != key
+    env_spec = FunctionSpec(name="fn", code=str(code), language="nodejs", env={"A": "1"})
+    assert verdict_key((env_spec, ctx, command), "sha256:a") != key
+    (code / "function.js").write_text("exports.handler = async () => 2;\n")
+    assert verdict_key((spec, ctx, command), "sha256:a") != key

@@ -36,6 +36,7 @@ from .._function import (
     Invocation,
     LoadCheck,
     check_loads,
+    default_verdicts,
     open_instance,
 )
 from .._messages import (
@@ -491,7 +492,7 @@ class Deployment:
     async def _start_all(self, tg: TaskGroup) -> None:
         """Start every instance at once; the first failure cancels the rest."""
         self._tg = tg
-        await check_loads(self.engine, self._load_checks)
+        await check_loads(self.engine, self._load_checks, verdicts=default_verdicts())
         if self._sampler is not None:
             await tg.start(self._run_sampler)
         async with anyio.create_task_group() as starters:

@@ -18,7 +18,7 @@ from ._actor import (
     container_config,
     open_instance,
 )
-from ._check import LoadCheck, check_loads, load_failure
+from ._check import LoadCheck, check_loads, default_verdicts, load_failure
 from ._invocation import Invocation, RemoteError, RuntimeAnswer
 from ._lifecycle import TRANSITIONS, InstanceState, Lifecycle
 
@@ -36,6 +36,7 @@ __all__ = (
     "RuntimeAnswer",
     "check_loads",
     "container_config",
+    "default_verdicts",
     "load_failure",
     "open_instance",
 )
