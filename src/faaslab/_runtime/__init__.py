@@ -27,6 +27,7 @@ from ._language import (
     language_runtime,
 )
 from ._nodejs_images import (
+    NODE_BASE_IMAGE,
     NODE_MAJOR,
     NODE_RUNTIME_IMAGE,
     NPM_IMAGE,
@@ -51,6 +52,7 @@ __all__ = (
     "CONTAINER_CA",
     "LANGUAGES",
     "MINIO_REQUIREMENT",
+    "NODE_BASE_IMAGE",
     "NODE_MAJOR",
     "NODE_RUNTIME_IMAGE",
     "NPM_CA_BUNDLE_ENV",

@@ -39,6 +39,7 @@ from ._npm import npm_install
 from ._npmconfig import host_npm_config, npm_settings
 
 __all__ = (
+    "NODE_BASE_IMAGE",
     "NODE_MAJOR",
     "NODE_PACKAGES",
     "NODE_RUNTIME_IMAGE",
