@@ -8,14 +8,14 @@ import textwrap
 from pathlib import Path
 
 
-def function_dir(source: str, name: str = "bench") -> Path:
-    """A throw-away function directory with world-readable code."""
+def function_dir(source: str, name: str = "bench", entry: str = "function.py") -> Path:
+    """A throw-away function directory with world-readable code (``entry`` holds the handler)."""
     root = Path(tempfile.mkdtemp(prefix="faaslab-bench-"))
     root.chmod(0o755)
     directory = root / name
     directory.mkdir(mode=0o755)
-    (directory / "function.py").write_text(textwrap.dedent(source))
-    (directory / "function.py").chmod(0o644)
+    (directory / entry).write_text(textwrap.dedent(source))
+    (directory / entry).chmod(0o644)
     return directory
 
 

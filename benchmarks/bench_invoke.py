@@ -1,8 +1,9 @@
 """Warm invocation latency and throughput: faaslab vs raw aiohttp POSTs.
 
-    python benchmarks/bench_invoke.py [--calls 2000] [--instances 8]
+    python benchmarks/bench_invoke.py [--calls 2000] [--instances 8] [--language nodejs]
 
-One deployment of a trivial function with N instances. For concurrency 1
+One deployment of a trivial function (Python, or Node.js with ``--language
+nodejs``: the same echo handler in ``function.js``) with N instances. For concurrency 1
 and 8, the same number of warm calls go through ``dep.invoke`` and through
 raw aiohttp POSTs to the same containers (one session, one keep-alive
 connection per instance, each raw worker bound to its own instance, so both
@@ -25,7 +26,10 @@ from faaslab._deployment._actor import Deployment
 from faaslab._deployment._open import open_deployment
 from faaslab._spec import DeploymentSpec, FunctionSpec, StorageSpec
 
-SOURCE = "def handler(event):\n    return event\n"
+SOURCES = {
+    "python": ("function.py", "def handler(event):\n    return event\n"),
+    "nodejs": ("function.js", "exports.handler = async (event) => event;\n"),
+}
 EVENT = {"payload": "x" * 64, "n": 1}
 
 
@@ -79,13 +83,15 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--instances", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--language", choices=sorted(SOURCES), default="python")
     args = parser.parse_args()
     quiet_logs()
-    code = function_dir(SOURCE)
-    spec = DeploymentSpec(
-        functions=[FunctionSpec(name="bench", code=str(code), instances=args.instances)],
-        storage=StorageSpec(kind="none"),
+    entry, source = SOURCES[args.language]
+    code = function_dir(source, entry=entry)
+    function = FunctionSpec(
+        name="bench", code=str(code), instances=args.instances, language=args.language
     )
+    spec = DeploymentSpec(functions=[function], storage=StorageSpec(kind="none"))
     async with (
         open_deployment(spec) as dep,
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
@@ -94,6 +100,7 @@ async def main() -> None:
         for _ in range(args.instances):  # warm every instance on both paths
             await dep.invoke("bench", EVENT)
         await run_raw(session, urls, args.instances * 10, args.instances)
+        print(f"{args.language}: {args.calls} warm calls on {args.instances} instances")
         print(f"{'conc':>4} {'path':>8} {'p50 µs':>8} {'p99 µs':>8} {'calls/s':>9}")
         for concurrency in (1, 8):
             ours: list[float] = []

@@ -1,6 +1,6 @@
 """Start time: N instances to all-ready, faaslab vs sequential vs the raw floor.
 
-    python benchmarks/bench_start.py [--sizes 1 4 16] [--repeat 3]
+    python benchmarks/bench_start.py [--sizes 1 4 16] [--repeat 3] [--language nodejs]
 
 - faaslab: ``open_deployment`` with N instances (concurrent start, /alive polling).
 - sequential: the same containers created, started and polled one by one
@@ -10,7 +10,9 @@
   without faaslab.
 
 Every variant uses the same image and container configuration; teardown is
-not timed. Prints medians and ratios against the floor measured in this run.
+not timed. For Node.js, faaslab's time includes the load check (the function
+loaded once in a container of its own before any instance starts). Prints
+medians and ratios against the floor measured in this run.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ from _common import function_dir, median, quiet_logs
 from faaslab._backend import Backend, Label, open_engine
 from faaslab._deployment._open import open_deployment
 from faaslab._function._actor import InstanceContext, _host_port, container_config
+from faaslab._runtime import language_runtime
 from faaslab._spec import DeploymentSpec, FunctionSpec, StorageSpec
 
-SOURCE = "def handler(event):\n    return event\n"
+SOURCES = {
+    "python": ("function.py", "def handler(event):\n    return event\n"),
+    "nodejs": ("function.js", "exports.handler = async (event) => event;\n"),
+}
 
 
 async def poll_alive(session: aiohttp.ClientSession, port: int) -> None:
@@ -51,7 +57,7 @@ async def raw_start(engine: Backend, spec: FunctionSpec, n: int, *, concurrent: 
     ctx = InstanceContext(
         deployment_id=deployment_id,
         network=network,
-        image="faaslab/python:3.11",
+        image=language_runtime(spec.language).image,
         start_timeout_s=30,
         stop_grace_s=1,
         remove=True,
@@ -88,7 +94,9 @@ async def raw_start(engine: Backend, spec: FunctionSpec, n: int, *, concurrent: 
 
 async def faaslab_start(spec: FunctionSpec, n: int) -> float:
     deployment = DeploymentSpec(
-        functions=[FunctionSpec(name=spec.name, code=spec.code, instances=n)],
+        functions=[
+            FunctionSpec(name=spec.name, code=spec.code, instances=n, language=spec.language)
+        ],
         stop_grace_s=1,
         storage=StorageSpec(kind="none"),  # instances only: the floor starts no storage
     )
@@ -102,10 +110,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--language", choices=sorted(SOURCES), default="python")
     args = parser.parse_args()
     quiet_logs()
-    code = function_dir(SOURCE)
-    spec = FunctionSpec(name="bench", code=str(code))
+    entry, source = SOURCES[args.language]
+    code = function_dir(source, entry=entry)
+    spec = FunctionSpec(name="bench", code=str(code), language=args.language)
+    print(f"{args.language} ({language_runtime(args.language).image})")
     print(
         f"{'N':>3} {'floor s':>9} {'faaslab s':>10} {'sequential s':>13} "
         f"{'faaslab/floor':>14} {'sequential/floor':>17}"

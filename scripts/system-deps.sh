@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Install the host packages faaslab needs, only those that are missing:
 #   dockerd (docker.io) when no engine answers, mmdebstrap for the runtime
-#   and NoSQL images, npm for the NoSQL image (dynalite), and venv support
-#   for Python. Debian-like systems, as root.
+#   and NoSQL images, npm for the NoSQL image (dynalite) and the Node.js
+#   runtime, node (the Node.js runtime's unit tests run its server with the
+#   host's node), and venv support for Python. Debian-like systems, as root.
 set -euo pipefail
 
 missing=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v node >/dev/null || missing+=(nodejs)
+# Debian packages npm apart; NodeSource's nodejs carries its own.
 # npm fetches dynalite for the NoSQL image (with the host's registry settings).
 command -v npm >/dev/null || missing+=(npm)
 if ! command -v dockerd >/dev/null; then

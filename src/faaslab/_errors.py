@@ -20,7 +20,7 @@ turns each into one readable line and an exit code (``exit_code``)::
     ├── LifecycleError            a lifecycle transition the table forbids (a bug in faaslab)
     ├── SamplingError             memory sampling could not be set up
     ├── StorageError              the object store failed or refused
-    ├── RequirementsError         pip could not install a function's requirements
+    ├── RequirementsError         pip or npm could not install a function's dependencies
     └── SystemSetupError          the host lacks something (a tool, a permission)
 
 Errors carry what a user needs to act on them in their message; structured
@@ -165,13 +165,14 @@ class StorageError(FaaslabError):
 
 
 class RequirementsError(FaaslabError):
-    """Installing a function's requirements failed; pip's last output lines attached."""
+    """Installing a function's dependencies failed; the installer's last output lines attached."""
 
-    def __init__(self, message: str, *, output: str = "") -> None:
+    def __init__(self, message: str, *, output: str = "", tool: str = "pip") -> None:
         self.output = output
+        self.tool = tool
         text = message
         if output.strip():
-            text += "\n--- pip's last output lines ---\n" + output.rstrip()
+            text += f"\n--- {tool}'s last output lines ---\n" + output.rstrip()
         super().__init__(text)
 
 

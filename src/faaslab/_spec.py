@@ -18,10 +18,61 @@ import msgspec
 
 from ._errors import SpecError
 
-__all__ = ("DeploymentSpec", "FunctionSpec", "NoSQLSpec", "StorageSpec", "load_deployment_spec")
+__all__ = (
+    "FUNCTION_LANGUAGES",
+    "DeploymentSpec",
+    "FunctionLanguage",
+    "FunctionSpec",
+    "NoSQLSpec",
+    "StorageSpec",
+    "load_deployment_spec",
+)
 
 #: Docker object names allow these; SeBS names look like ``110.dynamic-html``.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class FunctionLanguage(msgspec.Struct, frozen=True):
+    """What a function of one language looks like to its user."""
+
+    #: The file in the function directory that defines ``handler``.
+    entry_file: str
+    #: The language versions faaslab's runtime images carry (SeBS's ``--language-version``).
+    versions: tuple[str, ...]
+
+
+#: The languages faaslab runs (how each is run: ``_runtime.language_runtime``).
+FUNCTION_LANGUAGES: dict[str, FunctionLanguage] = {
+    "python": FunctionLanguage("function.py", ("3.11",)),
+    # Debian 12's nodejs, which faaslab/nodejs:18 is built from.
+    "nodejs": FunctionLanguage("function.js", ("18",)),
+}
+
+
+def _check_language(name: str, language: str, version: str | None) -> FunctionLanguage:
+    known = FUNCTION_LANGUAGES.get(language)
+    if known is None:
+        raise SpecError(
+            f"language: {language!r} for {name!r} is not supported; faaslab runs "
+            f"{', '.join(sorted(FUNCTION_LANGUAGES))}"
+        )
+    # "18" and "18.20" both name Node.js 18; "3.11" and "3.11.4" Python 3.11.
+    if version is not None and not any(
+        version == v or version.startswith(f"{v}.") for v in known.versions
+    ):
+        raise SpecError(
+            f"language_version: {version!r} for {name!r}; faaslab's {language} runtime is "
+            f"{', '.join(known.versions)}"
+        )
+    return known
+
+
+def _entry_of(code: Path, language: str, entry_file: str) -> Path:
+    """The file defining ``handler``: in the directory, or in a SeBS benchmark's ``<language>/``."""
+    entry = code / entry_file
+    if entry.is_file() or not (code / "config.json").is_file():
+        return entry
+    return code / language / entry_file
 
 
 def _check_handler(function_py: Path) -> None:
@@ -174,6 +225,14 @@ class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     timeout_s: float = 60.0
     #: Invocations one instance serves at once (1 = Lambda semantics).
     concurrency: int = 1
+    #: ``python`` (``function.py``) or ``nodejs`` (``function.js`` exporting an async
+    #: ``handler(event)``, maybe a ``package.json``).
+    language: str = "python"
+    #: SeBS's ``--language-version``: picks ``requirements.txt.<v>`` / ``package.json.<v>``
+    #: variants; default: the version faaslab's image carries (3.11, 18).
+    language_version: str | None = None
+    #: The runtime image (default: the deployment's ``image``, else the language's own).
+    image: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -194,16 +253,20 @@ class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
         for key in self.env:
             if not key or "=" in key:
                 raise SpecError(f"env: {key!r} is not a valid variable name")
+        language = _check_language(self.name, self.language, self.language_version)
         code = Path(self.code)
         if not code.is_dir():
             raise SpecError(f"code: {self.code!r} is not a directory")
-        function_py = code / "function.py"
-        if not function_py.is_file() and (code / "config.json").is_file():
-            # A SeBS benchmark directory: its function lives in python/.
-            function_py = code / "python" / "function.py"
-        if not function_py.is_file():
-            raise SpecError(f"code: {self.code!r} has no function.py")
-        _check_handler(function_py)
+        entry = _entry_of(code, self.language, language.entry_file)
+        if not entry.is_file():
+            raise SpecError(
+                f"code: {self.code!r} has no {entry.relative_to(code)} "
+                f"(a {self.language} function needs one)"
+            )
+        if self.language == "python":
+            _check_handler(entry)
+        # A Node.js handler export is checked by loading the function in its
+        # runtime before any instance starts (the deployment's load check).
 
     @property
     def code_path(self) -> Path:
@@ -227,8 +290,9 @@ class DeploymentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     restart_window_s: float = 60.0
     #: Bound on waiting for a free instance when all are busy.
     queue_timeout_s: float = 60.0
-    #: The runtime image functions run in.
-    image: str = "faaslab/python:3.11"
+    #: The runtime image of every function that names none (default: each
+    #: function's language's own: faaslab/python:3.11, faaslab/nodejs:18).
+    image: str | None = None
     #: A fixed deployment id (default: generated).
     deployment_id: str | None = None
     #: Object storage for the functions (MINIO_* in their environment).

@@ -11,7 +11,13 @@ import pytest
 
 from faaslab._backend import INPUTS_LABEL, Backend
 from faaslab._cli._images import build_images
-from faaslab._runtime import BASE_IMAGE, RUNTIME_IMAGE
+from faaslab._runtime import (
+    BASE_IMAGE,
+    NODE_BASE_IMAGE,
+    NODE_RUNTIME_IMAGE,
+    NPM_IMAGE,
+    RUNTIME_IMAGE,
+)
 from faaslab._storage import _image as storage_image_module
 from faaslab._storage import nosql_image
 
@@ -36,7 +42,14 @@ def test_doctor_passes_every_check() -> None:
     assert lines
     assert all(line.startswith("ok") for line in lines), result.stdout
     names = " ".join(lines)
-    for check in ("engine", "cgroups", "memory file", "image faaslab/python:3.11"):
+    for check in (
+        "engine",
+        "cgroups",
+        "memory file",
+        "nodejs runtime",
+        "image faaslab/python:3.11",
+        "image faaslab/nodejs:18",
+    ):
         assert check in names
 
 
@@ -53,7 +66,8 @@ def test_images_build_is_a_no_op_when_current() -> None:
     assert first.returncode == 0, first.stderr
     second = faaslab("images", "build")
     assert second.returncode == 0, second.stderr
-    assert second.stdout.count("up to date") == 4, second.stdout
+    # Python base and runtime, Node.js base, installer and runtime, storage, NoSQL.
+    assert second.stdout.count("up to date") == 7, second.stdout
     listing = faaslab("images", "list")
     assert RUNTIME_IMAGE in listing.stdout
 
@@ -75,6 +89,9 @@ async def test_an_image_whose_inputs_change_is_rebuilt(
         assert [(s.name, rebuilt) for s, rebuilt in changed] == [
             (BASE_IMAGE, False),
             (RUNTIME_IMAGE, False),
+            (NODE_BASE_IMAGE, False),
+            (NPM_IMAGE, False),
+            (NODE_RUNTIME_IMAGE, False),
             (tag, True),
             (nosql_image(), False),
         ]

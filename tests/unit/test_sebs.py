@@ -130,7 +130,7 @@ def test_nosql_benchmarks_are_loaded_with_their_tables(tmp_path: Path) -> None:
     [
         ('{"timeout": 5, "memory": "lots", "languages": ["python"]}', "memory"),
         ('{"timeout": 0, "memory": 128, "languages": ["python"]}', "timeout"),
-        ('{"timeout": 5, "memory": 128, "languages": ["nodejs"]}', "python only"),
+        ('{"timeout": 5, "memory": 128, "languages": ["nodejs"]}', "not available in python"),
         ("not json", "JSON"),
     ],
 )

@@ -71,7 +71,7 @@ INVOKE = "benchmark invoke 110.dynamic-html test --config configs/example.json"
         (f"{INVOKE} --deployment aws", "--deployment aws: faaslab runs SeBS's local platform only"),
         (f"{INVOKE} --deployment nimbus", "unknown platform"),
         (f"{INVOKE} --architecture arm64", "does not emulate arm64"),
-        (f"{INVOKE} --language nodejs", "'nodejs' is not available in this build"),
+        (f"{INVOKE} --language java", "'java' is not supported"),
         (f"{INVOKE} --language-version 3.8", "python 3.8: not available in this build"),
         (f"{INVOKE} --trigger library", "HTTP triggers only"),
         (f"{INVOKE} --repetitions 0", "--repetitions 0: must be >= 1"),

@@ -13,6 +13,8 @@
 - :func:`build_context`, :func:`input_digest`, :func:`run_with_progress`
   (``_images``) — image builds without a registry: build contexts, input
   hashes, long host commands.
+- :func:`run_to_exit` (``_oneshot``) — a container run to completion
+  (installs, load checks), its output followed, always removed.
 """
 
 from ._daemon import EngineStatus, engine_answers, start_engine, stop_engine
@@ -29,6 +31,7 @@ from ._images import (
     run_with_progress,
 )
 from ._labels import Label, deployment_filter
+from ._oneshot import OneShotResult, run_to_exit
 from ._owner import owner_alive, owner_token, process_start_time, wait_owner_gone
 from ._protocol import Backend, EngineInfo
 
@@ -43,6 +46,7 @@ __all__ = (
     "EngineStatus",
     "ImageStatus",
     "Label",
+    "OneShotResult",
     "build_context",
     "build_labels",
     "deployment_filter",
@@ -54,6 +58,7 @@ __all__ = (
     "owner_alive",
     "owner_token",
     "process_start_time",
+    "run_to_exit",
     "run_with_progress",
     "start_engine",
     "stop_engine",

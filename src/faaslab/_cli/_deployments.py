@@ -34,7 +34,7 @@ from .._control import (
 from .._deployment import stop_orphaned
 from .._errors import FaaslabError, SpecError, StateError
 from .._sebs import is_sebs_benchmark
-from .._spec import DeploymentSpec, FunctionSpec
+from .._spec import FUNCTION_LANGUAGES, DeploymentSpec, FunctionSpec
 from .._state import DeploymentState, check_writable, load_state
 from .._storage import parse_nosql_option, parse_storage_option
 from ._progress import Column, print_table
@@ -66,7 +66,21 @@ def add_deployment_options(parser: argparse.ArgumentParser) -> None:
         "functions",
         nargs="+",
         metavar="FUNCTION_DIR",
-        help="function directories (function.py with handler(event))",
+        help="function directories (function.py or function.js with handler(event)), "
+        "or SeBS benchmark directories",
+    )
+    parser.add_argument(
+        "--language",
+        default="python",
+        metavar="LANGUAGE",
+        help=f"the functions' language: {' or '.join(sorted(FUNCTION_LANGUAGES))} "
+        "(SeBS's --language; default python)",
+    )
+    parser.add_argument(
+        "--language-version",
+        metavar="V",
+        help="SeBS's --language-version: picks requirements.txt.<V> / package.json.<V> "
+        "(default: the runtime's, 3.11 or 18)",
     )
     parser.add_argument(
         "--deployments",
@@ -103,7 +117,10 @@ def add_deployment_options(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="remove containers at stop (default: yes)",
     )
-    parser.add_argument("--image", default="faaslab/python:3.11", help="runtime image")
+    parser.add_argument(
+        "--image",
+        help="runtime image (default: the language's, faaslab/python:3.11 or faaslab/nodejs:18)",
+    )
     parser.add_argument("--id", dest="deployment_id", help="deployment id (default: random)")
     parser.add_argument(
         "--storage",
@@ -148,7 +165,7 @@ def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
     for directory in args.functions:
         path = Path(directory)
         memory, timeout = args.memory or 256, args.timeout or 60.0
-        if is_sebs_benchmark(path):
+        if is_sebs_benchmark(path, args.language):
             # SeBS's config.json gives the limits unless the command line does.
             config = json.loads((path / "config.json").read_text())
             memory = args.memory or int(config.get("memory", memory))
@@ -161,6 +178,8 @@ def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
                 memory_mb=memory,
                 cpus=args.cpus,
                 timeout_s=timeout,
+                language=args.language,
+                language_version=args.language_version,
             )
         )
     return DeploymentSpec(

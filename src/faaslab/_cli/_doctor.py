@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import anyio
 
-from .._backend import Backend, Label, engine_endpoint, open_engine
+from .._backend import Backend, Label, engine_endpoint, open_engine, run_to_exit
 from .._errors import FaaslabError
-from .._runtime import RUNTIME_IMAGE
+from .._runtime import NODE_RUNTIME_IMAGE, RUNTIME_IMAGE
 from .._sampling import find_memory_files
 from ._images import image_statuses
 
@@ -53,6 +53,8 @@ async def run_checks(*, base: str | None = None) -> AsyncIterator[Check]:
                     "needs the runtime image to start a probe container: "
                     "run `python -m faaslab images build`",
                 )
+            if any(s.name == NODE_RUNTIME_IMAGE and s.present for s in statuses):
+                yield await _nodejs_check(engine)
             for status in statuses:
                 if status.current:
                     yield Check(f"image {status.name}", True, f"current (inputs {status.inputs})")
@@ -70,6 +72,34 @@ async def run_checks(*, base: str | None = None) -> AsyncIterator[Check]:
                     )
     except FaaslabError as exc:
         yield Check("engine", False, str(exc))
+
+
+#: Loads what the Node.js image provides every function, and says which Node it is.
+_NODE_PROBE = (
+    "require('minio'); require('aws-sdk'); require('uuid');"
+    "console.log(`Node.js ${process.version}; minio, aws-sdk, uuid load`)"
+)
+
+
+async def _nodejs_check(engine: Backend) -> Check:
+    """Run the Node.js runtime image once: its Node and its global modules."""
+    probe_id = f"doctor-{secrets.token_hex(4)}"
+    config = {
+        "Image": NODE_RUNTIME_IMAGE,
+        "Entrypoint": ["node", "-e", _NODE_PROBE],
+        "Labels": {Label.DEPLOYMENT: probe_id, Label.ROLE: "probe"},
+        "HostConfig": {"NetworkMode": "none"},
+    }
+    try:
+        result = await run_to_exit(
+            engine, config, name=f"faaslab-{probe_id}", timeout_s=PROBE_TIMEOUT_S
+        )
+    except FaaslabError as exc:
+        return Check("nodejs runtime", False, str(exc))
+    last = result.tail[-1] if result.tail else "no output"
+    ok = result.exit_code == 0
+    detail = last if ok else f"{NODE_RUNTIME_IMAGE} failed (exit {result.exit_code}): {last}"
+    return Check("nodejs runtime", ok, detail)
 
 
 async def _memory_file_check(engine: Backend) -> Check:

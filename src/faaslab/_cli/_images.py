@@ -1,7 +1,7 @@
 """Every image faaslab needs, built or checked in one place (``images``, ``doctor``).
 
-The recipes live with what they serve: the Python runtime's in ``_runtime``,
-the storage servers' (object storage and NoSQL) in ``_storage``.
+The recipes live with what they serve: the Python and Node.js runtimes' in
+``_runtime``, the storage servers' (object storage and NoSQL) in ``_storage``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from .._backend import INPUTS_LABEL, Backend, BuildProgress, ImageStatus
-from .._runtime import build_python_images, python_image_statuses
+from .._runtime import (
+    build_nodejs_images,
+    build_python_images,
+    nodejs_image_statuses,
+    python_image_statuses,
+)
 from .._storage import (
     build_nosql_image,
     build_storage_image,
@@ -30,6 +35,7 @@ async def image_statuses(engine: Backend, *, base: str | None = None) -> list[Im
     """Where each image faaslab needs stands, without building anything."""
     return [
         *await python_image_statuses(engine, base=base),
+        *await nodejs_image_statuses(engine),
         await storage_image_status(engine),
         await nosql_image_status(engine),
     ]
@@ -45,11 +51,13 @@ async def build_images(
     """Build every image that is missing or stale; return (status, rebuilt) for each.
 
     ``base`` names a pullable Python image (e.g. ``python:3.11-slim``) to use
-    instead of the mmdebstrap root filesystem.
+    instead of the mmdebstrap root filesystem (the Node.js images are always
+    Debian's nodejs).
     """
     with tempfile.TemporaryDirectory(prefix="faaslab-build-") as tmp:
         work = Path(tmp)
         results = await build_python_images(engine, work, progress, base=base, force=force)
+        results += await build_nodejs_images(engine, work, progress, force=force)
         results.append(await build_storage_image(engine, work, progress, force=force))
         results.append(await build_nosql_image(engine, work, progress, force=force))
     return results

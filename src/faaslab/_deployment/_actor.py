@@ -29,7 +29,16 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from .._aggregate import MeasurementRecord, MemoryReport, ProfileWriter, build_report, write_reports
 from .._backend import Backend
 from .._errors import FaaslabError, FunctionFailed, InstanceStartError, InvocationError, SpecError
-from .._function import ExitInfo, Instance, InstanceContext, Invocation, open_instance
+from .._function import (
+    ExitInfo,
+    Instance,
+    InstanceContext,
+    Invocation,
+    LoadCheck,
+    check_loads,
+    default_verdicts,
+    open_instance,
+)
 from .._messages import (
     DeploymentEvent,
     DeploymentStopped,
@@ -48,7 +57,7 @@ from .._storage import NoSQL, Storage
 from .._util import first_error
 from ._events import EventHub
 from ._pool import DeploymentStatistics, FunctionPool, FunctionStatistics, InstanceStatistics, Slot
-from ._prepare import PreparedFunction
+from ._prepare import PreparedFunction, image_of
 from ._restart import after_death
 from ._routing import Router
 
@@ -164,7 +173,7 @@ class Deployment:
         self._context = InstanceContext(
             deployment_id=deployment_id,
             network=network,
-            image=spec.image,
+            image=spec.image or "",
             start_timeout_s=spec.start_timeout_s,
             stop_grace_s=spec.stop_grace_s,
             remove=spec.remove_containers,
@@ -181,15 +190,20 @@ class Deployment:
             nosql_env = parts.nosql.function_env(benchmark.name if benchmark else None)
             return {**storage_env, **nosql_env}
 
-        self._contexts = {
-            f.name: msgspec.structs.replace(
+        self._contexts: dict[str, InstanceContext] = {}
+        #: Functions whose language checks that they load, before any instance starts.
+        self._load_checks: list[LoadCheck] = []
+        for f in spec.functions:
+            prepared = parts.prepared.get(f.name)
+            context = self._contexts[f.name] = msgspec.structs.replace(
                 self._context,
                 env=env_of(f.name),
-                code=parts.prepared[f.name].code if f.name in parts.prepared else None,
-                binds=parts.prepared[f.name].binds if f.name in parts.prepared else [],
+                code=prepared.code if prepared else None,
+                binds=prepared.binds if prepared else [],
+                image=prepared.image if prepared else image_of(spec, f),
             )
-            for f in spec.functions
-        }
+            if prepared is not None and prepared.load_check is not None:
+                self._load_checks.append((f, context, prepared.load_check))
 
     # -- public --------------------------------------------------------------
 
@@ -492,6 +506,7 @@ class Deployment:
     async def _start_all(self, tg: TaskGroup) -> None:
         """Start every instance at once; the first failure cancels the rest."""
         self._tg = tg
+        await check_loads(self.engine, self._load_checks, verdicts=default_verdicts())
         if self._sampler is not None:
             await tg.start(self._run_sampler)
         async with anyio.create_task_group() as starters:

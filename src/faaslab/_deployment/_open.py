@@ -33,7 +33,7 @@ from .._spec import DeploymentSpec
 from .._state import SupervisorRecord, check_writable
 from .._storage import NoSQL, nosql_server_kind, open_nosql, open_storage
 from ._actor import Deployment, DeploymentParts, run_deployment
-from ._prepare import PreparationProgress, prepare_functions
+from ._prepare import PreparationProgress, image_of, prepare_functions
 
 __all__ = ("open_deployment",)
 
@@ -120,7 +120,8 @@ async def open_deployment(
         workdir = path.with_name(f"{path.name}.d") if path is not None else Path(tmp)
         workdir.mkdir(mode=0o700, exist_ok=True)
         async with open_engine(endpoint) as engine:
-            await engine.require_image(spec.image)
+            for image in sorted({image_of(spec, function) for function in spec.functions}):
+                await engine.require_image(image)
             network_name = f"faaslab-{deployment_id}"
             network_id = await engine.create_network(network_name, labels)
             try:

@@ -8,6 +8,8 @@
 - :class:`Invocation` (``_invocation``) — the record of one call.
 - :class:`TimingConnector`, :class:`HttpTimes` (``_http_times``) — a call's
   connection and first-byte times, as SeBS's pycurl times them.
+- :func:`check_loads` (``_check``) — a function loaded once in its runtime
+  (the language's check command) before any instance starts.
 """
 
 from ._actor import (
@@ -18,6 +20,7 @@ from ._actor import (
     container_config,
     open_instance,
 )
+from ._check import LoadCheck, check_loads, default_verdicts, load_failure
 from ._http_times import HttpTimes, TimingConnector
 from ._invocation import Invocation, RemoteError, RuntimeAnswer
 from ._lifecycle import TRANSITIONS, InstanceState, Lifecycle
@@ -32,9 +35,13 @@ __all__ = (
     "InstanceState",
     "Invocation",
     "Lifecycle",
+    "LoadCheck",
     "RemoteError",
     "RuntimeAnswer",
     "TimingConnector",
+    "check_loads",
     "container_config",
+    "default_verdicts",
+    "load_failure",
     "open_instance",
 )

@@ -1,17 +1,17 @@
 """The Python runtime's images, built locally without a container registry.
 
 - ``faaslab/python-base:3.11`` — a Debian bookworm root filesystem made by
-  ``mmdebstrap`` and added to an empty image (``FROM scratch`` + ``ADD`` of
-  the tarball: the same result as ``docker import``, through the build API).
+  ``mmdebstrap`` (``_debian``) carrying what ``python:3.11-slim`` carries
+  (see :data:`DEBIAN_PACKAGES`), added to an empty image.
 - ``faaslab/python:3.11`` — the function runtime: that base (or a pullable
   image given with ``--base``) plus faaslab's in-container server and SeBS's
-  storage and nosql helpers (``runtimes/python/``) and the ``minio`` client, installed by the
-  host's pip for the image's platform so no container ever needs the network.
+  storage and nosql helpers (``runtimes/python/``) and what SeBS's image adds
+  with pip (``minio``, ``cffi``), installed by the host's pip for the image's
+  platform so no container ever needs the network.
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 from importlib import resources
 from pathlib import Path
@@ -28,12 +28,15 @@ from .._backend import (
     input_digest,
     run_with_progress,
 )
-from .._errors import EngineError, ImageBuildError, SystemSetupError
+from .._errors import EngineError, ImageBuildError
+from ._debian import DEBIAN_SUITE, build_rootfs_image, rootfs_inputs
 
 __all__ = (
     "BASE_IMAGE",
+    "DEBIAN_PACKAGES",
     "MINIO_REQUIREMENT",
     "RUNTIME_IMAGE",
+    "RUNTIME_REQUIREMENTS",
     "build_python_images",
     "python_image_statuses",
 )
@@ -41,9 +44,42 @@ __all__ = (
 BASE_IMAGE = "faaslab/python-base:3.11"
 RUNTIME_IMAGE = "faaslab/python:3.11"
 
-DEBIAN_SUITE = "bookworm"
-DEBIAN_PACKAGES = ("python3-minimal", "libpython3.11-stdlib", "python3-pip", "ca-certificates")
+#: What ``python:3.11-slim`` (docker-library/python, ``3.11/slim-bookworm``)
+#: carries, as Debian packages: it is ``debian:bookworm-slim`` (whose ``apt``
+#: brings ``libstdc++6`` and ``libgcc-s1``: what manylinux wheels with C++
+#: inside, igraph's for one, link against) plus ``ca-certificates``,
+#: ``netbase`` and ``tzdata``, plus the libraries its compiled Python links
+#: (kept by the Dockerfile's ``ldd`` scan: OpenSSL, libffi, expat, zlib, bzip2,
+#: xz, SQLite, readline, ncurses, uuid, gdbm, Berkeley DB, nsl/tirpc). Here
+#: Debian's own Python 3.11 and pip stand in for the compiled one.
+DEBIAN_PACKAGES = (
+    "python3-minimal",
+    "libpython3.11-stdlib",
+    "python3-pip",
+    "ca-certificates",
+    "netbase",
+    "tzdata",
+    "libstdc++6",
+    "libgcc-s1",
+    "libssl3",
+    "libffi8",
+    "libexpat1",
+    "zlib1g",
+    "libbz2-1.0",
+    "liblzma5",
+    "libsqlite3-0",
+    "libreadline8",
+    "libncursesw6",
+    "libuuid1",
+    "libgdbm6",
+    "libdb5.3",
+    "libnsl2",
+    "libtirpc3",
+)
 MINIO_REQUIREMENT = "minio==7.2.20"
+#: What SeBS's local image adds with ``pip install cffi minio bottle`` (bottle
+#: runs SeBS's own server, which faaslab's replaces).
+RUNTIME_REQUIREMENTS = (MINIO_REQUIREMENT, "cffi==2.1.1")
 RUNTIME_FILES = ("server.py", "storage.py", "nosql.py")
 
 
@@ -51,7 +87,7 @@ RUNTIME_FILES = ("server.py", "storage.py", "nosql.py")
 
 
 def _base_inputs() -> str:
-    return input_digest(["base", DEBIAN_SUITE, "essential", *DEBIAN_PACKAGES])
+    return input_digest(["base", *rootfs_inputs(DEBIAN_PACKAGES)])
 
 
 def _runtime_sources() -> dict[str, bytes]:
@@ -78,7 +114,7 @@ def _runtime_inputs(base: str, base_id: str) -> str:
             "runtime",
             base,
             base_id,
-            MINIO_REQUIREMENT,
+            *RUNTIME_REQUIREMENTS,
             _runtime_dockerfile(base),
             *(f"{name}\0" for name in sorted(sources)),
             *(sources[name] for name in sorted(sources)),
@@ -103,30 +139,8 @@ async def python_image_statuses(engine: Backend, *, base: str | None = None) -> 
 # -- building -----------------------------------------------------------------
 
 
-def _make_rootfs(target: Path, progress: BuildProgress) -> None:
-    mmdebstrap = shutil.which("mmdebstrap")
-    if mmdebstrap is None:
-        raise SystemSetupError(
-            "mmdebstrap is not installed; it builds the runtime image's Debian root "
-            "filesystem: run `sudo apt-get install mmdebstrap` (or `make setup`), or use a "
-            "pullable image with `python -m faaslab images build --base python:3.11-slim`"
-        )
-    run_with_progress(
-        [
-            mmdebstrap,
-            "--variant=essential",
-            f"--include={','.join(DEBIAN_PACKAGES)}",
-            "--format=tar",
-            DEBIAN_SUITE,
-            str(target),
-        ],
-        "mmdebstrap",
-        progress,
-    )
-
-
-def _install_minio(target: Path, architecture: str, progress: BuildProgress) -> None:
-    """Install the minio client for the image's Python with the host's pip.
+def _install_packages(target: Path, architecture: str, progress: BuildProgress) -> None:
+    """Install SeBS's additions (minio, cffi) for the image's Python with the host's pip.
 
     The host's pip knows this machine's index, proxy and CA bundle; running it
     with an explicit platform installs wheels for the image, so no container
@@ -153,30 +167,10 @@ def _install_minio(target: Path, architecture: str, progress: BuildProgress) -> 
             "--platform",
             f"manylinux_2_17_{arch}",
             "--only-binary=:all:",
-            MINIO_REQUIREMENT,
+            *RUNTIME_REQUIREMENTS,
         ],
-        "pip (minio for the image)",
+        "pip (minio and cffi for the image)",
         progress,
-    )
-
-
-async def _build_base(engine: Backend, inputs: str, progress: BuildProgress, work: Path) -> None:
-    rootfs = work / "rootfs.tar"
-    await anyio.to_thread.run_sync(_make_rootfs, rootfs, progress)
-    context = await anyio.to_thread.run_sync(
-        lambda: build_context(
-            work / "base-context.tar",
-            'FROM scratch\nADD rootfs.tar /\nCMD ["python3"]\n',
-            trees={"rootfs.tar": rootfs},
-        )
-    )
-    rootfs.unlink()
-    progress(f"  {BASE_IMAGE}: importing root filesystem ({context.stat().st_size >> 20} MiB)")
-    await engine.build_image(
-        context,
-        BASE_IMAGE,
-        build_labels(BASE_IMAGE, inputs),
-        on_step=lambda s: progress(f"  {BASE_IMAGE}: {s}"),
     )
 
 
@@ -185,7 +179,7 @@ async def _build_runtime(
 ) -> None:
     info = await engine.info()
     lib = work / "lib"
-    await anyio.to_thread.run_sync(_install_minio, lib, info.architecture, progress)
+    await anyio.to_thread.run_sync(_install_packages, lib, info.architecture, progress)
     context = await anyio.to_thread.run_sync(
         lambda: build_context(
             work / "runtime-context.tar",
@@ -230,7 +224,9 @@ async def build_python_images(
         rebuild = force or not status.current
         if rebuild:
             progress(f"building {BASE_IMAGE} (Debian {DEBIAN_SUITE} via mmdebstrap)")
-            await _build_base(engine, status.inputs, progress, work)
+            await build_rootfs_image(
+                engine, BASE_IMAGE, DEBIAN_PACKAGES, status.inputs, progress, work, cmd="python3"
+            )
         results.append((status, rebuild))
     else:
         await _ensure_pulled(engine, base, progress)

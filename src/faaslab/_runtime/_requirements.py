@@ -8,31 +8,29 @@ requirements text, the image id and the pip options, and is mounted
 read-only at ``/function/.python_packages`` in function containers.
 
 What the container's pip gets from the host (index, CA bundle, proxies) is
-decided in ``_pipconfig``. The container is on Docker's default bridge
-(outbound access, never the host network), runs as the host user without
-capabilities, and is removed afterwards whatever happens.
+decided in ``_pipconfig``. The container is on a bridge network of its own
+(outbound access, never the host network, no other container in reach), runs
+as the host user without capabilities, and is removed afterwards with its
+network whatever happens.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
-import shutil
-import tempfile
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import structlog
 
-from .._backend import Backend, Label
+from .._backend import Backend, Label, run_to_exit
 from .._errors import ImageMissing, RequirementsError, SpecError
 from .._util import state_dir
+from ._cache import cache_key as _digest
+from ._cache import cached_entry, check_install, fill_entry
 from ._pipconfig import (
     CA_BUNDLE_ENV,
     CONTAINER_CA,
@@ -64,8 +62,6 @@ CONTAINER_TARGET = "/faaslab/target"
 SITE_PACKAGES = Path("lib") / "site-packages"
 #: Written last into a finished cache entry, with what it was built from.
 MARKER = ".faaslab-requirements.json"
-_STEP_BOUND_S = 30.0
-_TAIL_LINES = 40
 
 
 # -- cache --------------------------------------------------------------------
@@ -84,28 +80,8 @@ def cache_key(requirements_text: str, image_id: str, settings: PipSettings) -> s
 
     (Proxies and the CA bundle change how pip reaches the index, not what it installs.)
     """
-    digest = hashlib.sha256()
-    for part in (
-        "faaslab-requirements-1",
-        requirements_text,
-        image_id,
-        json.dumps(settings.options, sort_keys=True),
-    ):
-        data = part.encode()
-        digest.update(len(data).to_bytes(8, "little") + data)
-    return digest.hexdigest()[:32]
-
-
-def _commit(staging: Path, final: Path, record: dict[str, Any]) -> None:
-    """Mark the staged install finished and move it into place (atomic rename)."""
-    (staging / MARKER).write_text(json.dumps(record, indent=1))
-    try:
-        staging.rename(final)
-    except OSError:
-        # Another install of the same key got there first: theirs is as good.
-        if not (final / MARKER).is_file():
-            raise
-        shutil.rmtree(staging, ignore_errors=True)
+    options = json.dumps(settings.options, sort_keys=True)
+    return _digest("faaslab-requirements-1", requirements_text, image_id, options)
 
 
 # -- install ------------------------------------------------------------------
@@ -139,18 +115,13 @@ async def install_requirements(
     settings = pip_settings(await host_pip_config(), os.environ)
     key = cache_key(text, image_id, settings)
     root = (cache_root or default_cache_root()).resolve()
-    final = root / key
     bound = log.bind(requirements=str(path), key=key)
-    if (final / MARKER).is_file():
+    cached = cached_entry(root, key, MARKER)
+    if cached is not None:
         bound.debug("requirements.cached")
-        say(f"requirements of {path.parent.name}: cached ({final})")
-        return final
+        say(f"requirements of {path.parent.name}: cached ({cached})")
+        return cached
 
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
-    # Function containers run without CAP_DAC_OVERRIDE: everything must be world-readable.
-    staging.chmod(0o755)
-    (staging / SITE_PACKAGES).mkdir(parents=True)
     record = {
         "requirements": str(path),
         "text": text,
@@ -159,18 +130,16 @@ async def install_requirements(
         "options": settings.options,
         "created": time.time(),
     }
-    try:
+
+    async def fill(staging: Path) -> None:
+        (staging / SITE_PACKAGES).mkdir(parents=True)
         if _has_requirements(text):
             started = time.monotonic()
             say(f"installing requirements of {path.parent.name} ({image})")
             await _run_pip(engine, path, staging, image, key, settings, say, timeout_s)
             bound.info("requirements.installed", install_s=round(time.monotonic() - started, 3))
-        await anyio.to_thread.run_sync(_commit, staging, final, record)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(lambda: shutil.rmtree(staging, ignore_errors=True))
-        raise
-    return final
+
+    return await fill_entry(root, key, MARKER, record, fill)
 
 
 def _pip_container(
@@ -201,8 +170,8 @@ def _pip_container(
                 f"{staging}:{CONTAINER_TARGET}:rw",
                 *settings.binds(),
             ],
-            # Outbound access to the index through Docker's bridge; never the host network.
-            "NetworkMode": "bridge",
+            # Outbound access to the index through a bridge network of its own
+            # (run_to_exit's own_network); never the host network.
             "Privileged": False,
             "SecurityOpt": ["no-new-privileges"],
             "CapDrop": ["ALL"],
@@ -221,55 +190,12 @@ async def _run_pip(
     say: Progress,
     timeout_s: float,
 ) -> None:
-    tail: deque[str] = deque(maxlen=_TAIL_LINES)
-    container_id = ""
-    name = f"faaslab-pip-{key[:12]}-{secrets.token_hex(3)}"
-    try:
-        with anyio.CancelScope(shield=True), anyio.fail_after(_STEP_BOUND_S):
-            container_id = await engine.create_container(
-                _pip_container(requirements, staging, image, key, settings), name=name
-            )
-        await engine.start_container(container_id)
-        try:
-            with anyio.fail_after(timeout_s):
-                code = await _follow_until_exit(engine, container_id, tail, say)
-        except TimeoutError:
-            raise RequirementsError(
-                f"installing {requirements}: pip did not finish within {timeout_s:g} s",
-                output="\n".join(tail),
-            ) from None
-        if code != 0:
-            raise RequirementsError(
-                f"installing {requirements} failed: pip exited with code {code}",
-                output="\n".join(tail),
-            )
-    finally:
-        if container_id:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_STEP_BOUND_S):
-                await engine.remove_container(container_id)
-
-
-async def _follow_until_exit(
-    engine: Backend, container_id: str, tail: deque[str], say: Progress
-) -> int:
-    """Pass pip's output on as progress until the container exits; return its status."""
-    followed = anyio.Event()
-
-    async def follow() -> None:
-        try:
-            async for line in engine.follow_logs(container_id):
-                tail.append(line)
-                say(f"  pip: {line}")
-        finally:
-            followed.set()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(follow)
-        code = await engine.wait_container(container_id)
-        # The log stream ends with the container; a moment more for its last lines.
-        with anyio.move_on_after(5):
-            await followed.wait()
-        tg.cancel_scope.cancel()
-    if not tail:
-        tail.extend((await engine.container_logs(container_id, tail=_TAIL_LINES)).splitlines())
-    return code
+    result = await run_to_exit(
+        engine,
+        _pip_container(requirements, staging, image, key, settings),
+        name=f"faaslab-pip-{key[:12]}-{secrets.token_hex(3)}",
+        timeout_s=timeout_s,
+        on_line=lambda line: say(f"  pip: {line}"),
+        own_network=True,
+    )
+    check_install(result, str(requirements), "pip", timeout_s)

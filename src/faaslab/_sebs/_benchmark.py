@@ -2,15 +2,19 @@
 
 A SeBS benchmark directory (spcl/serverless-benchmarks, ``benchmarks/<group>/
 <name>/``) holds ``config.json`` (``timeout`` s, ``memory`` MB, ``languages``,
-maybe ``modules``), ``input.py`` and ``python/`` (``function.py``, maybe
-``requirements.txt``, ``requirements.txt.3.11``, ``init.sh`` and static
-files). What SeBS does with it, and so what faaslab does:
+maybe ``modules``), ``input.py`` and one directory per language: ``python/``
+(``function.py``, maybe ``requirements.txt``, ``requirements.txt.3.11``),
+``nodejs/`` (``function.js``, ``package.json``, maybe ``package.json.18``),
+each maybe with ``init.sh`` and static files. What SeBS does with it, and so
+what faaslab does:
 
-- the package is the ``*.py`` and ``requirements.txt*`` files of ``python/``,
-  then ``bash init.sh <package dir> false <arch>`` of the benchmark directory
-  and of ``python/``, when they exist (they copy static files such as
-  templates); the storage helper comes with the runtime unless the benchmark
-  ships its own ``storage.py``;
+- the package is what SeBS's ``copy_code`` takes of ``<language>/`` (Python:
+  ``*.py``, ``requirements.txt*``; Node.js: ``*.js``, ``package.json``, and
+  ``package.json.<version>`` copied over ``package.json`` when the runtime's
+  version has one), then ``bash init.sh <package dir> false <arch>`` of the
+  benchmark directory and of ``<language>/``, when they exist (they copy
+  static files such as templates); the storage (and NoSQL) helpers come with
+  the runtime unless the benchmark ships its own;
 - ``input.py`` is loaded on the host; ``buckets_count() -> (n_in, n_out)``
   asks for input/output prefixes ``<benchmark>-<i>-input`` /
   ``<benchmark>-<i>-output`` in one benchmarks bucket, and
@@ -19,8 +23,9 @@ files). What SeBS does with it, and so what faaslab does:
   files with ``upload_func(bucket_idx, key, filepath)`` to
   ``input_paths[bucket_idx] + "/" + key``;
 - ``validate_output(data_dir, input_config, output, language, storage)``
-  returns None when the output is right and a reason when not; ``output`` is
-  the handler's return value.
+  (older benchmarks take fewer of these, by name) returns None when the output
+  is right and a reason when not; ``output`` is the handler's return value,
+  ``language`` the one the benchmark ran in.
 
 NoSQL (``allocate_nosql`` in ``input.py``, ``"nosql"`` in ``modules``): the
 tables are read here (``_nosql``), created by the deployment's NoSQL store,
@@ -32,6 +37,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
 import shutil
@@ -48,6 +54,7 @@ import msgspec
 import structlog
 
 from .._errors import FaaslabError, SpecError
+from .._runtime import LANGUAGES, LanguageRuntime, language_runtime
 from ._nosql import TableKeys, read_allocate_nosql
 
 __all__ = (
@@ -64,9 +71,6 @@ __all__ = (
 
 log = structlog.get_logger()
 
-LANGUAGE = "python"
-#: What SeBS's ``copy_code`` takes from ``python/``.
-PACKAGE_GLOBS = ("*.py", "requirements.txt*")
 #: Marks a directory ``build_package`` made, so that a rebuild may replace it.
 PACKAGE_MARKER = ".faaslab-package"
 INIT_TIMEOUT_S = 300.0
@@ -114,7 +118,9 @@ class SebsBenchmark:
     path: Path
     memory_mb: int
     timeout_s: float
-    #: ``python/requirements.txt.3.11`` when present, else ``python/requirements.txt``.
+    #: The manifest used: ``python/requirements.txt.3.11`` when present, else
+    #: ``python/requirements.txt``; ``nodejs/package.json.18`` when present, else
+    #: ``nodejs/package.json``.
     requirements: Path | None
     size: str
     data_dir: Path | None
@@ -130,6 +136,12 @@ class SebsBenchmark:
     @property
     def needs_nosql(self) -> bool:
         return "nosql" in self.modules or bool(self.nosql_tables)
+    #: The language it runs in (its ``<language>/`` directory) and the version.
+    language: str = "python"
+    language_version: str = "3.11"
+
+    #: The manifest's name in the built package (a package.json variant becomes package.json).
+    package_manifest: str | None = None
 
     @property
     def can_generate_input(self) -> bool:
@@ -159,15 +171,26 @@ class Verdict(msgspec.Struct, frozen=True):
 # -- the directory ------------------------------------------------------------
 
 
-def is_sebs_benchmark(path: Path | str) -> bool:
-    """Whether ``path`` looks like a SeBS benchmark with a Python implementation."""
+#: Languages whose per-version manifest SeBS copies over the plain one
+#: (``copy_code``: ``package.json.<version>`` → ``package.json``); Python's
+#: installer picks ``requirements.txt.<version>`` itself.
+_VARIANT_REPLACES_MANIFEST = frozenset({"nodejs"})
+
+
+def _entry(directory: Path, runtime: LanguageRuntime) -> Path:
+    return directory / runtime.name / runtime.entry_file
+
+
+def is_sebs_benchmark(path: Path | str, language: str | None = None) -> bool:
+    """Whether ``path`` looks like a SeBS benchmark (with an implementation in ``language``)."""
     directory = Path(path)
-    return (directory / "config.json").is_file() and (
-        directory / "python" / "function.py"
-    ).is_file()
+    if not (directory / "config.json").is_file():
+        return False
+    runtimes = LANGUAGES.values() if language is None else [language_runtime(language)]
+    return any(_entry(directory, runtime).is_file() for runtime in runtimes)
 
 
-def _read_config(directory: Path) -> tuple[int, float, set[str]]:
+def _read_config(directory: Path, language: str) -> tuple[int, float, set[str]]:
     """``memory`` (MB), ``timeout`` (s) and ``modules`` of ``config.json``."""
     where = directory / "config.json"
     try:
@@ -186,8 +209,11 @@ def _read_config(directory: Path) -> tuple[int, float, set[str]]:
         for item in config.get("languages") or []
         if isinstance(item, str | dict)
     }
-    if languages and LANGUAGE not in languages:
-        raise SpecError(f"{where}: languages: {sorted(languages)}; faaslab runs python only")
+    if languages and language not in languages:
+        raise SpecError(
+            f"{where}: languages: {sorted(languages)}; the benchmark is not available in "
+            f"{language}"
+        )
     modules = {str(m) for m in config.get("modules") or []}
     return memory, float(timeout), modules
 
@@ -230,28 +256,44 @@ def _reads_data_dir(path: Path) -> bool:
 
 
 def load_benchmark(
-    directory: Path | str, *, size: str = "test", data_dir: Path | str | None = None
+    directory: Path | str,
+    *,
+    size: str = "test",
+    data_dir: Path | str | None = None,
+    language: str = "python",
+    language_version: str | None = None,
 ) -> SebsBenchmark:
     """Read a SeBS benchmark directory and load its ``input.py``.
 
     Everything that would fail later fails here, before anything starts: not a
-    benchmark, bad NoSQL tables, ``data_dir`` needed but not given (or missing).
+    benchmark (in ``language``), bad NoSQL tables, ``data_dir`` needed but not
+    given (or missing).
     """
     path = Path(directory).resolve()
-    if not is_sebs_benchmark(path):
+    runtime = language_runtime(language)
+    if not is_sebs_benchmark(path, language):
         raise SpecError(
-            f"{directory}: not a SeBS benchmark directory (config.json and python/function.py "
-            "are needed)"
+            f"{directory}: not a SeBS benchmark directory in {language} (config.json and "
+            f"{runtime.name}/{runtime.entry_file} are needed)"
         )
     if not size:
         raise SpecError("size: empty; SeBS sizes are test, small and large")
     name = path.name
-    memory, timeout, modules = _read_config(path)
-    python = path / "python"
+    memory, timeout, modules = _read_config(path, language)
+    version = language_version or runtime.default_version
+    sources = path / runtime.name
     requirements = next(
-        (p for p in (python / "requirements.txt.3.11", python / "requirements.txt") if p.is_file()),
+        (
+            p
+            for p in (sources / runtime.manifest_variant(version), sources / runtime.manifest)
+            if p.is_file()
+        ),
         None,
     )
+    package_manifest = None
+    if requirements is not None:
+        replaces = language in _VARIANT_REPLACES_MANIFEST
+        package_manifest = runtime.manifest if replaces else requirements.name
     input_py = path / "input.py"
     module = _load_input_module(input_py, name) if input_py.is_file() else None
     tables = read_allocate_nosql(module, input_py, name)
@@ -276,6 +318,9 @@ def load_benchmark(
         module=module,
         modules=frozenset(modules),
         nosql_tables=tables,
+        language=language,
+        language_version=version,
+        package_manifest=package_manifest,
     )
 
 
@@ -296,7 +341,12 @@ def _buckets_count(module: ModuleType | None, name: str) -> tuple[int, int] | No
 
 
 def build_package(
-    benchmark_dir: Path | str, out_dir: Path | str, *, architecture: str = "x64"
+    benchmark_dir: Path | str,
+    out_dir: Path | str,
+    *,
+    architecture: str = "x64",
+    language: str = "python",
+    language_version: str | None = None,
 ) -> Path:
     """Build the function package as SeBS does; return its directory (``out_dir``).
 
@@ -304,9 +354,10 @@ def build_package(
     Runs ``init.sh`` scripts: call it from a worker thread in async code.
     """
     source = Path(benchmark_dir).resolve()
-    python = source / "python"
-    if not (python / "function.py").is_file():
-        raise SpecError(f"{benchmark_dir}: no python/function.py")
+    runtime = language_runtime(language)
+    sources = source / runtime.name
+    if not _entry(source, runtime).is_file():
+        raise SpecError(f"{benchmark_dir}: no {runtime.name}/{runtime.entry_file}")
     out = Path(out_dir).resolve()
     if out.exists():
         if (out / PACKAGE_MARKER).is_file():
@@ -317,11 +368,14 @@ def build_package(
                 "give a new or empty directory"
             )
     out.mkdir(parents=True, exist_ok=True)
-    for pattern in PACKAGE_GLOBS:
-        for file in sorted(python.glob(pattern)):
+    for pattern in runtime.sebs_globs:
+        for file in sorted(sources.glob(pattern)):
             if file.is_file():
                 shutil.copy2(file, out / file.name)
-    for directory in (source, python):
+    variant = sources / runtime.manifest_variant(language_version)
+    if language in _VARIANT_REPLACES_MANIFEST and variant.is_file():
+        shutil.copy2(variant, out / runtime.manifest)
+    for directory in (source, sources):
         script = directory / "init.sh"
         if script.is_file():
             _run_init(script, out, architecture)
@@ -486,6 +540,26 @@ class _BlockingStorage:
         return anyio.from_thread.run(self._storage.bucket_exists, bucket_name)
 
 
+def _validator_arguments(function: Any, **available: Any) -> list[Any]:
+    """What to pass ``validate_output``, by the names of its parameters.
+
+    SeBS's validators differ by benchmark and release: ``(data_dir,
+    input_config, output, language, storage)``, ``(input_config, output,
+    language, storage)``, ``(input_config, output)``. Parameters named so get
+    their value; anything else gets all five, in that order.
+    """
+    everything = list(available.values())
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return everything
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = [p.name for p in parameters if p.kind in positional]
+    if names and all(name in available for name in names):
+        return [available[name] for name in names]
+    return everything
+
+
 async def validate(
     benchmark: SebsBenchmark,
     input_config: dict[str, Any],
@@ -503,8 +577,17 @@ async def validate(
     data = str(benchmark.data_dir) if benchmark.data_dir is not None else None
     blocking = _BlockingStorage(storage) if storage is not None else None
 
+    arguments = _validator_arguments(
+        function,
+        data_dir=data,
+        input_config=input_config,
+        output=output,
+        language=benchmark.language,
+        storage=blocking,
+    )
+
     def run() -> Any:
-        return function(data, input_config, output, LANGUAGE, blocking)
+        return function(*arguments)
 
     try:
         result = await anyio.to_thread.run_sync(run)

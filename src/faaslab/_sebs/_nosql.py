@@ -141,7 +141,7 @@ def add_module_requirements(package: Path, benchmark: SebsBenchmark) -> Path | N
     Returns the requirements file of the package (None when it has none).
     ``package`` is faaslab's own copy (``build_package``), so it may be written.
     """
-    existing = package / benchmark.requirements.name if benchmark.requirements else None
+    existing = package / benchmark.package_manifest if benchmark.package_manifest else None
     if not benchmark.needs_nosql:
         return existing
     target = existing or package / "requirements.txt"
