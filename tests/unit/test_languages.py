@@ -403,3 +403,26 @@ def test_a_passed_load_check_is_remembered_by_what_decides_it(tmp_path: Path) ->
     assert verdict_key((env_spec, ctx, command), "sha256:a") != key
     (code / "function.js").write_text("exports.handler = async () => 2;\n")
     assert verdict_key((spec, ctx, command), "sha256:a") != key
+
+
+def test_start_and_up_take_seb_s_language_flags() -> None:
+    from faaslab._cli._deployments import spec_from_args
+    from faaslab._cli._main import _parser
+
+    for command in ("start", "up"):
+        args = _parser().parse_args(
+            [command, str(DATA / "010.sleep"), "--language", "nodejs", "--language-version", "18",
+             "-o", "out.json"]
+        )  # fmt: skip
+        spec = spec_from_args(args)
+        function = spec.functions[0]
+        assert (function.language, function.language_version) == ("nodejs", "18")
+        # SeBS's config.json gives the limits; no image named: each language's own.
+        assert (function.memory_mb, function.timeout_s) == (128, 120.0)
+        assert spec.image is None
+    default = spec_from_args(_parser().parse_args(["up", str(DATA / "910.requirement")]))
+    assert default.functions[0].language == "python"
+    with pytest.raises(SpecError, match="faaslab runs: nodejs, python"):
+        spec_from_args(
+            _parser().parse_args(["up", str(DATA / "010.sleep"), "--language", "java"])
+        )
