@@ -405,7 +405,7 @@ def test_a_passed_load_check_is_remembered_by_what_decides_it(tmp_path: Path) ->
     assert verdict_key((spec, ctx, command), "sha256:a") != key
 
 
-def test_start_and_up_take_seb_s_language_flags() -> None:
+def test_start_and_up_take_sebs_language_flags() -> None:
     from faaslab._cli._deployments import spec_from_args
     from faaslab._cli._main import _parser
 
