@@ -157,6 +157,21 @@ def test_a_nodejs_benchmark_is_packaged_as_sebs_packages_it(tmp_path: Path) -> N
     assert read_package_json(package / "package.json")["dependencies"] == {"sharp": "^0.33"}
 
 
+def test_a_minor_version_picks_the_majors_variant(tmp_path: Path) -> None:
+    runtime = language_runtime("nodejs")
+    assert runtime.manifest_variant("18.20") == runtime.manifest_variant(None) == "package.json.18"
+    assert language_runtime("python").manifest_variant("3.11.4") == "requirements.txt.3.11"
+    benchmark = load_benchmark(
+        DATA / "210.thumbnailer", data_dir=DATA / "benchmarks-data" / "210.thumbnailer",
+        language="nodejs", language_version="18.20",
+    )  # fmt: skip
+    assert (benchmark.language_version, benchmark.requirements.name) == ("18", "package.json.18")
+    package = build_package(
+        DATA / "210.thumbnailer", tmp_path / "pkg", language="nodejs", language_version="18.20"
+    )
+    assert read_package_json(package / "package.json")["dependencies"] == {"sharp": "^0.33"}
+
+
 def test_no_variant_for_the_version_keeps_package_json(tmp_path: Path) -> None:
     benchmark = load_benchmark(DATA / "110.dynamic-html", language="nodejs")
     assert benchmark.requirements == DATA / "110.dynamic-html" / "nodejs" / "package.json"
