@@ -64,10 +64,8 @@ class LanguageRuntime(msgspec.Struct, frozen=True, kw_only=True):
 
     def resolve_version(self, requested: str | None) -> str:
         """The image version a request names: "18.20" and "18" are 18 (default: the first)."""
-        for version in self.versions:
-            if requested == version or (requested or "").startswith(f"{version}."):
-                return version
-        return requested or self.default_version
+        known = FUNCTION_LANGUAGES[self.name].version_of(requested)
+        return known or requested or self.default_version
 
     def manifest_variant(self, version: str | None) -> str:
         """SeBS's per-version manifest name (``requirements.txt.3.11``, ``package.json.18``)."""
