@@ -40,6 +40,15 @@ class FunctionLanguage(msgspec.Struct, frozen=True):
     #: The language versions faaslab's runtime images carry (SeBS's ``--language-version``).
     versions: tuple[str, ...]
 
+    def version_of(self, requested: str | None) -> str | None:
+        """The version a request names ("18" and "18.20" are 18; None: the default), or None."""
+        if requested is None:
+            return self.versions[0]
+        for version in self.versions:
+            if requested == version or requested.startswith(f"{version}."):
+                return version
+        return None
+
 
 #: The languages faaslab runs (how each is run: ``_runtime.language_runtime``).
 FUNCTION_LANGUAGES: dict[str, FunctionLanguage] = {
@@ -56,10 +65,7 @@ def _check_language(name: str, language: str, version: str | None) -> FunctionLa
             f"language: {language!r} for {name!r} is not supported; faaslab runs "
             f"{', '.join(sorted(FUNCTION_LANGUAGES))}"
         )
-    # "18" and "18.20" both name Node.js 18; "3.11" and "3.11.4" Python 3.11.
-    if version is not None and not any(
-        version == v or version.startswith(f"{v}.") for v in known.versions
-    ):
+    if known.version_of(version) is None:
         raise SpecError(
             f"language_version: {version!r} for {name!r}; faaslab's {language} runtime is "
             f"{', '.join(known.versions)}"

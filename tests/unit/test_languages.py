@@ -157,6 +157,21 @@ def test_a_nodejs_benchmark_is_packaged_as_sebs_packages_it(tmp_path: Path) -> N
     assert read_package_json(package / "package.json")["dependencies"] == {"sharp": "^0.33"}
 
 
+def test_a_minor_version_picks_the_majors_variant(tmp_path: Path) -> None:
+    runtime = language_runtime("nodejs")
+    assert runtime.manifest_variant("18.20") == runtime.manifest_variant(None) == "package.json.18"
+    assert language_runtime("python").manifest_variant("3.11.4") == "requirements.txt.3.11"
+    benchmark = load_benchmark(
+        DATA / "210.thumbnailer", data_dir=DATA / "benchmarks-data" / "210.thumbnailer",
+        language="nodejs", language_version="18.20",
+    )  # fmt: skip
+    assert (benchmark.language_version, benchmark.requirements.name) == ("18", "package.json.18")
+    package = build_package(
+        DATA / "210.thumbnailer", tmp_path / "pkg", language="nodejs", language_version="18.20"
+    )
+    assert read_package_json(package / "package.json")["dependencies"] == {"sharp": "^0.33"}
+
+
 def test_no_variant_for_the_version_keeps_package_json(tmp_path: Path) -> None:
     benchmark = load_benchmark(DATA / "110.dynamic-html", language="nodejs")
     assert benchmark.requirements == DATA / "110.dynamic-html" / "nodejs" / "package.json"
@@ -403,3 +418,26 @@ def test_a_passed_load_check_is_remembered_by_what_decides_it(tmp_path: Path) ->
     assert verdict_key((env_spec, ctx, command), "sha256:a") != key
     (code / "function.js").write_text("exports.handler = async () => 2;\n")
     assert verdict_key((spec, ctx, command), "sha256:a") != key
+
+
+def test_start_and_up_take_sebs_language_flags() -> None:
+    from faaslab._cli._deployments import spec_from_args
+    from faaslab._cli._main import _parser
+
+    for command in ("start", "up"):
+        args = _parser().parse_args(
+            [command, str(DATA / "010.sleep"), "--language", "nodejs", "--language-version", "18",
+             "-o", "out.json"]
+        )  # fmt: skip
+        spec = spec_from_args(args)
+        function = spec.functions[0]
+        assert (function.language, function.language_version) == ("nodejs", "18")
+        # SeBS's config.json gives the limits; no image named: each language's own.
+        assert (function.memory_mb, function.timeout_s) == (128, 120.0)
+        assert spec.image is None
+    default = spec_from_args(_parser().parse_args(["up", str(DATA / "910.requirement")]))
+    assert default.functions[0].language == "python"
+    with pytest.raises(SpecError, match="faaslab runs: nodejs, python"):
+        spec_from_args(
+            _parser().parse_args(["up", str(DATA / "010.sleep"), "--language", "java"])
+        )

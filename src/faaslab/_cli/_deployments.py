@@ -99,17 +99,15 @@ def add_deployment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--memory",
         type=int,
-        default=256,
         metavar="MB",
-        help="memory limit per instance (default 256)",
+        help="memory limit per instance (default: a SeBS benchmark's config.json, else 256)",
     )
     parser.add_argument("--cpus", type=float, default=1.0, help="CPUs per instance")
     parser.add_argument(
         "--timeout",
         type=float,
-        default=60.0,
         metavar="S",
-        help="per-invocation timeout (default 60)",
+        help="per-invocation timeout (default: a SeBS benchmark's config.json, else 60)",
     )
     parser.add_argument(
         "--remove-containers",

@@ -65,8 +65,8 @@ def _make_rootfs(target: Path, packages: Sequence[str], progress: BuildProgress)
     if mmdebstrap is None:
         raise SystemSetupError(
             "mmdebstrap is not installed; it builds the runtime images' Debian root "
-            "filesystem: run `sudo apt-get install mmdebstrap` (or `make setup`), or use a "
-            "pullable Python image with `python -m faaslab images build --base python:3.11-slim`"
+            "filesystems (faaslab/python-base, faaslab/nodejs-base): run `sudo apt-get install "
+            "mmdebstrap` (or `make setup`)"
         )
     run_with_progress(_mmdebstrap_command(mmdebstrap, packages, target), "mmdebstrap", progress)
 

@@ -62,9 +62,14 @@ class LanguageRuntime(msgspec.Struct, frozen=True, kw_only=True):
     def default_version(self) -> str:
         return self.versions[0]
 
+    def resolve_version(self, requested: str | None) -> str:
+        """The image version a request names: "18.20" and "18" are 18 (default: the first)."""
+        known = FUNCTION_LANGUAGES[self.name].version_of(requested)
+        return known or requested or self.default_version
+
     def manifest_variant(self, version: str | None) -> str:
         """SeBS's per-version manifest name (``requirements.txt.3.11``, ``package.json.18``)."""
-        return f"{self.manifest}.{version or self.default_version}"
+        return f"{self.manifest}.{self.resolve_version(version)}"
 
 
 PYTHON = LanguageRuntime(

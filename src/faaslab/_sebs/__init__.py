@@ -1,7 +1,7 @@
 """SeBS: benchmark directories, its configuration file, its result formats.
 
 - ``_benchmark`` — :func:`load_benchmark` reads a benchmark directory
-  (``config.json``, ``input.py``, ``python/``), :func:`build_package` builds
+  (``config.json``, ``input.py``, ``python/`` or ``nodejs/``), :func:`build_package` builds
   its package, :func:`generate_inputs` runs ``generate_input`` against the
   deployment's storage, :func:`validate` asks ``validate_output``.
 - ``_nosql`` — ``allocate_nosql()`` read and checked, the deployment's

@@ -280,7 +280,7 @@ def load_benchmark(
         raise SpecError("size: empty; SeBS sizes are test, small and large")
     name = path.name
     memory, timeout, modules = _read_config(path, language)
-    version = language_version or runtime.default_version
+    version = runtime.resolve_version(language_version)
     sources = path / runtime.name
     requirements = next(
         (
