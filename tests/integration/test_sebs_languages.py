@@ -157,7 +157,7 @@ def test_python_graph_benchmarks_with_igraph(
 
 def test_a_benchmark_without_the_language_is_refused(tmp_path: Path, deployment_id: str) -> None:
     refused = faaslab(
-        "start", str(SEBS / "110.dynamic-html"), "--id", deployment_id,
+        "start", str(SEBS / "311.compression"), "--id", deployment_id,
         "-o", str(tmp_path / "out.json"),
     )  # fmt: skip
     assert refused.returncode == 2
