@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,6 +80,42 @@ async def test_a_64_mb_allocation_shows_in_the_stats_and_in_the_call(
     assert (tmp_path / "memory_report.json").is_file()
 
 
+#: A bare 1 ms loop at the sampler's priority, with the sampler's rule for a
+#: missed deadline (not met within one interval; a stall skips the deadlines it
+#: covers, each counted late). Prints "<deadlines> <late>" after ``argv[1]`` s.
+HOST_STALL_PROBE = """
+import os, sys, time
+try:
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(20))
+except (AttributeError, PermissionError, OSError):
+    pass
+interval = 1_000_000
+deadline = time.monotonic_ns()
+end = deadline + int(float(sys.argv[1]) * 1e9)
+deadlines = late = 0
+while deadline < end:
+    deadline += interval
+    wait = deadline - time.monotonic_ns()
+    if wait > 0:
+        time.sleep(wait / 1e9)
+    now = time.monotonic_ns()
+    deadlines += 1
+    if now - deadline > interval:
+        behind = (now - deadline) // interval
+        deadlines += behind
+        late += 1 + behind
+        deadline += behind * interval
+print(deadlines, late)
+"""
+
+
+async def host_stalls_during(seconds: float) -> tuple[int, int]:
+    """(deadlines, late) of a bare 1 ms loop run for ``seconds``."""
+    done = await anyio.run_process([sys.executable, "-c", HOST_STALL_PROBE, str(seconds)])
+    deadlines, late = done.stdout.split()
+    return int(deadlines), int(late)
+
+
 @pytest.mark.usefixtures("nothing_left")
 async def test_eight_instances_sampled_at_1_ms_for_10_s(
     deployment_id: str, make_function: Callable[..., Path]
@@ -89,9 +126,10 @@ async def test_eight_instances_sampled_at_1_ms_for_10_s(
         # The 10 s window starts once all eight are up: starting containers is
         # the engine's busiest moment, and not what this measures.
         before = {r.container_id: r.snapshot for r in dep.memory_records()}
-        # The measured window itself, not a synchronisation; 0.2 s over 10 s
-        # because snapshots fall on batch boundaries (up to 50 ms apart).
-        await anyio.sleep(10.2)
+        # The probe runs for the measured window itself (not a synchronisation);
+        # 0.2 s over 10 s because snapshots fall on batch boundaries (up to 50
+        # ms apart).
+        probe_deadlines, probe_late = await host_stalls_during(10.2)
         after = {r.container_id: r.snapshot for r in dep.memory_records()}
         report = await dep.stop()
     assert report is not None
@@ -101,14 +139,15 @@ async def test_eight_instances_sampled_at_1_ms_for_10_s(
         cid: (end.count - before[cid].count, end.late - before[cid].late)
         for cid, end in after.items()
     }
-    # The issue's bar is < 0.1 % late; this VM has sporadic 7-15 ms stalls
-    # (steal time: a bare SCHED_FIFO loop sees them too), so a test run may
-    # catch one. The 0.1 % figure is measured by benchmarks/bench_sampling.py
-    # (99.96 % met at 8 files); here a stall must not fail CI, a broken
-    # sampler must: under 1 %, and every deadline sampled or counted.
+    # The issue's bar is < 0.1 % late, measured by benchmarks/bench_sampling.py.
+    # This VM stalls now and then for 7-150 ms (steal time), which makes every
+    # loop on the host late at once, the sampler's and a bare one's alike; so
+    # the sampler is judged against the bare loop run over the same window: a
+    # stall must not fail CI, a sampler that falls behind on its own must.
+    assert probe_deadlines >= 10_000, (probe_deadlines, probe_late)
     for samples, late in window.values():
         assert samples >= 9_900, window
-        assert late < 0.01 * samples, window
+        assert late - probe_late < 0.01 * samples, (window, probe_late)
 
 
 @pytest.mark.usefixtures("nothing_left")
