@@ -62,6 +62,9 @@ async def _sweep(
                 log.warning("deployment.swept", deployment=deployment_id, volume=volume["Name"])
                 await engine.remove_volume(volume["Name"])
         await engine.remove_network(network_id)
+        # A network recreated after an engine restart has another id.
+        for network in await engine.networks_labeled(label):
+            await engine.remove_network(network["Id"])
     except FaaslabError as exc:
         # Never mask the error that ended the deployment; `faaslab gc` finishes this.
         log.error("deployment.sweep_failed", deployment=deployment_id, error=str(exc))

@@ -7,6 +7,8 @@
   image given with ``--base``) plus faaslab's in-container server and storage
   helper (``runtimes/python/``) and the ``minio`` client, installed by the
   host's pip for the image's platform so no container ever needs the network.
+  It runs as the unprivileged ``FUNCTION_USER`` (every file it needs is
+  world-readable: the build context's modes are 0644/0755).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import anyio
 
 from .._backend import (
+    FUNCTION_USER,
     Backend,
     BuildProgress,
     ImageStatus,
@@ -67,6 +70,7 @@ COPY {" ".join(RUNTIME_FILES)} /opt/faaslab/
 ENV PYTHONPATH=/opt/faaslab/lib PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /function
 EXPOSE 8080
+USER {FUNCTION_USER}
 ENTRYPOINT ["python3", "/opt/faaslab/server.py"]
 """
 

@@ -8,9 +8,13 @@ requirements text, the image id and the pip options, and is mounted
 read-only at ``/function/.python_packages`` in function containers.
 
 What the container's pip gets from the host (index, CA bundle, proxies) is
-decided in ``_pipconfig``. The container is on Docker's default bridge
-(outbound access, never the host network), runs as the host user without
-capabilities, and is removed afterwards whatever happens.
+decided in ``_pipconfig``. The container is on a network of its own
+(outbound access through the engine's NAT; never the host network, nor
+Docker's default ``docker0`` bridge: CIS 5.30), runs as the host user
+without capabilities on a read-only root filesystem (pip's temporary files
+go to the cache entry being built, on disk, not to memory), with memory,
+CPU and PIDs limits and a liveness health check, and is removed afterwards
+with its network whatever happens.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 import anyio
 import structlog
 
-from .._backend import Backend, Label
+from .._backend import Backend, Label, hardened_host_config, healthcheck
 from .._errors import ImageMissing, RequirementsError, SpecError
 from .._util import state_dir
 from ._pipconfig import (
@@ -66,6 +70,11 @@ SITE_PACKAGES = Path("lib") / "site-packages"
 MARKER = ".faaslab-requirements.json"
 _STEP_BOUND_S = 30.0
 _TAIL_LINES = 40
+#: The installer's limits: generous (some wheels unpack to gigabytes), but bounded.
+PIP_MEMORY_MB = 4096
+PIP_CPUS = 2.0
+#: pip's temporary files: inside the entry being built (disk), removed before it is committed.
+PIP_TMP = ".pip-tmp"
 
 
 # -- cache --------------------------------------------------------------------
@@ -174,9 +183,15 @@ async def install_requirements(
 
 
 def _pip_container(
-    requirements: Path, staging: Path, image: str, key: str, settings: PipSettings
+    requirements: Path,
+    staging: Path,
+    image: str,
+    key: str,
+    settings: PipSettings,
+    network: str = "bridge",
 ) -> dict[str, Any]:
     """The engine's create body for the pip container (pure)."""
+    env = {**settings.env(), "TMPDIR": f"{CONTAINER_TARGET}/{PIP_TMP}"}
     return {
         "Image": image,
         "Entrypoint": ["python3"],
@@ -192,21 +207,22 @@ def _pip_container(
         # As the host user: the cache stays the user's to read and delete.
         "User": f"{os.getuid()}:{os.getgid()}",
         "WorkingDir": CONTAINER_REQUIREMENTS,
-        "Env": [f"{k}={v}" for k, v in settings.env().items()],
+        "Env": [f"{k}={v}" for k, v in env.items()],
         "Labels": {Label.DEPLOYMENT: f"pip-{key[:12]}", Label.ROLE: "pip"},
+        # pip is a batch job with no server to probe: the check says it still runs.
+        "Healthcheck": healthcheck(
+            ["bash", "-c", "kill -0 1"], interval_s=10.0, start_period_s=10.0
+        ),
         "HostConfig": {
+            **hardened_host_config(memory_mb=PIP_MEMORY_MB, cpus=PIP_CPUS, tmp_mb=64),
             "Binds": [
                 # The whole directory: `-r other.txt` and `./local-package` resolve.
                 f"{requirements.parent}:{CONTAINER_REQUIREMENTS}:ro",
                 f"{staging}:{CONTAINER_TARGET}:rw",
                 *settings.binds(),
             ],
-            # Outbound access to the index through Docker's bridge; never the host network.
-            "NetworkMode": "bridge",
-            "Privileged": False,
-            "SecurityOpt": ["no-new-privileges"],
-            "CapDrop": ["ALL"],
-            "PidsLimit": 1024,
+            # Outbound access to the index through its own network's NAT; never the host network.
+            "NetworkMode": network,
         },
     }
 
@@ -223,11 +239,16 @@ async def _run_pip(
 ) -> None:
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     container_id = ""
+    network_id = ""
     name = f"faaslab-pip-{key[:12]}-{secrets.token_hex(3)}"
+    (staging / PIP_TMP).mkdir()
     try:
         with anyio.CancelScope(shield=True), anyio.fail_after(_STEP_BOUND_S):
+            network_id = await engine.create_network(
+                name, {Label.DEPLOYMENT: f"pip-{key[:12]}", Label.ROLE: "pip"}
+            )
             container_id = await engine.create_container(
-                _pip_container(requirements, staging, image, key, settings), name=name
+                _pip_container(requirements, staging, image, key, settings, name), name=name
             )
         await engine.start_container(container_id)
         try:
@@ -244,9 +265,12 @@ async def _run_pip(
                 output="\n".join(tail),
             )
     finally:
-        if container_id:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_STEP_BOUND_S):
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_STEP_BOUND_S):
+            if container_id:
                 await engine.remove_container(container_id)
+            if network_id:
+                await engine.remove_network(network_id)
+        shutil.rmtree(staging / PIP_TMP, ignore_errors=True)
 
 
 async def _follow_until_exit(

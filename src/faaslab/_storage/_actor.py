@@ -6,6 +6,11 @@ authenticated S3 call succeeds while watching for an early exit; the error
 carries the container's last log lines. Leaving the block for any reason
 (cancellation included) removes the container, and the volume unless
 ``keep``, under a shielded, bounded scope.
+
+After its engine restarted (which stops every container), the deployment
+calls :meth:`Storage.recover`: the server is created again on the same
+volume (its data kept), with the same keys and, where it is free, the same
+host port.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import ipaddress
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,7 +28,7 @@ import structlog
 from miniopy_async.api import Minio
 
 from .._backend import Backend, Label
-from .._errors import EngineError, FaaslabError, StorageError
+from .._errors import EngineError, EngineUnreachable, FaaslabError, StorageError
 from .._spec import StorageSpec
 from ._client import S3Client, open_minio
 from ._options import external_credentials
@@ -74,8 +79,12 @@ class Storage(S3Client):
         volume: str | None = None,
         version: str = "",
         keep: bool = False,
+        recreate: Callable[[int | None], Awaitable[str]] | None = None,
     ) -> None:
         super().__init__(host_endpoint, access_key, secret_key, minio)
+        # Creates and starts the server container again (preferred host port
+        # in, container id out): how recover() brings it back.
+        self._recreate = recreate
         self.kind = kind
         self.deployment_id = deployment_id
         self.function_address = function_address
@@ -91,6 +100,19 @@ class Storage(S3Client):
     @property
     def host_endpoint(self) -> str:
         return self.address
+
+    async def recover(self) -> None:
+        """Bring the server back after its engine lost it: same volume, keys, host port.
+
+        The old container (stopped by the engine's restart) must be gone
+        already. The host port must be free again: functions do not care
+        (they use ``storage:9000``), but the host's client and the deployment
+        file name it, so a taken port fails the recovery (an EngineError).
+        """
+        if self._recreate is None:
+            return  # external, or nothing faaslab runs
+        self.container_id = await self._recreate(self.host_port)
+        log.info("storage.recovered", deployment=self.deployment_id, port=self.host_port)
 
     @property
     def host_port(self) -> int:
@@ -184,22 +206,36 @@ async def open_storage(
     bound = log.bind(deployment=deployment_id, kind=recipe.kind)
     volume_made = False
     container_id = ""
-    try:
-        started = time.monotonic()
-        say(f"starting storage ({recipe.kind} {recipe.version})")
+    storage: Storage | None = None
+
+    async def create(host_port: int | None) -> str:
         # Shielded: a create cancelled mid-request may still happen on the
         # engine, and then we would not know what to remove.
         with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
-            await engine.create_volume(name, labels)
-            volume_made = True
-            container_id = await engine.create_container(
+            created = await engine.create_container(
                 container_config(
                     recipe, deployment_id=deployment_id, network=network, volume=name,
-                    command=command,
+                    spec=spec, command=command, host_port=host_port,
                 ),
                 name=name,
             )  # fmt: skip
-        await engine.start_container(container_id)
+        await engine.start_container(created)
+        return created
+
+    async def recreate(host_port: int | None) -> str:
+        assert storage is not None
+        new_id = await create(host_port)
+        storage.container_id = new_id
+        await _wait_ready(engine, storage, recipe, spec.ready_timeout_s)
+        return new_id
+
+    try:
+        started = time.monotonic()
+        say(f"starting storage ({recipe.kind} {recipe.version})")
+        with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
+            await engine.create_volume(name, labels)
+            volume_made = True
+        container_id = await create(None)
         port = _host_port(await engine.inspect_container(container_id))
         async with open_minio(f"127.0.0.1:{port}", access_key, secret_key) as minio:
             storage = Storage(
@@ -214,6 +250,7 @@ async def open_storage(
                 volume=name,
                 version=recipe.version,
                 keep=spec.keep,
+                recreate=recreate,
             )
             await _wait_ready(engine, storage, recipe, spec.ready_timeout_s)
             elapsed = time.monotonic() - started
@@ -221,6 +258,8 @@ async def open_storage(
             say(f"storage ready at {storage.host_endpoint} in {elapsed:.1f} s")
             yield storage
     finally:
+        if storage is not None and storage.container_id:
+            container_id = storage.container_id  # recreated after an engine restart
         with anyio.CancelScope(shield=True):
             await _teardown(engine, container_id, name if volume_made else None, keep=spec.keep)
 
@@ -354,6 +393,16 @@ async def _probe_until(storage: Storage, deadline: float) -> tuple[bool, str]:
 async def _teardown(engine: Backend, container_id: str, volume: str | None, *, keep: bool) -> None:
     """Remove the container (a clean stop first when the data stays), then the volume."""
     remove_volume = volume is not None and not keep
+    try:
+        await _remove(engine, container_id, volume if remove_volume else None, keep=keep)
+    except EngineUnreachable as exc:
+        # Nothing to retry against: what is left goes with the next `faaslab
+        # stop` (or the deployment's own sweep once the engine answers).
+        log.warning("storage.teardown_skipped", container=container_id[:12], error=str(exc))
+
+
+async def _remove(engine: Backend, container_id: str, volume: str | None, *, keep: bool) -> None:
+    remove_volume = volume is not None
     try:
         with anyio.fail_after(STOP_GRACE_S + 2 * ENGINE_STEP_S):
             if container_id:
