@@ -47,14 +47,15 @@ def test_deaths_during_invocations_never_count_and_replace_at_once() -> None:
         assert decision.history == history  # nothing recorded
 
 
-def test_retired_and_stopped_never_count() -> None:
+def test_retired_stopped_and_engine_errors_never_count() -> None:
     bounded = RestartPolicy(max_restarts=0)
     retired = after_death(CrashHistory(), 1.0, "retired", bounded)
     assert (retired.backoff_s, retired.give_up, retired.history) == (0.0, False, CrashHistory())
-    stopped = after_death(CrashHistory(), 1.0, "stopped", bounded)
-    assert stopped.backoff_s == bounded.initial_backoff_s
-    assert not stopped.give_up
-    assert stopped.history == CrashHistory()
+    for cause in ("stopped", "engine"):
+        decision = after_death(CrashHistory(), 1.0, cause, bounded)
+        assert decision.backoff_s == bounded.initial_backoff_s
+        assert not decision.give_up
+        assert decision.history == CrashHistory()
 
 
 def test_crashes_back_off_doubling_up_to_the_cap() -> None:

@@ -535,11 +535,14 @@ class Deployment:
             if generation == 0:
                 raise
             return ExitInfo(-1, False, f"restart failed: {exc}"), "crash"
-        except EngineUnreachable as exc:
+        except EngineError as exc:
             if generation == 0 and slot.host_port is None:
                 raise  # still starting: the start fails with the engine's error
-            self._leftovers.extend(created)
-            return exc
+            if isinstance(exc, EngineUnreachable) or not await self._outage.answers():
+                self._leftovers.extend(created)
+                return exc if isinstance(exc, EngineUnreachable) else self._outage.lost(exc)
+            # An engine that answers but refuses (a daemon shutting down does).
+            return ExitInfo(-1, False, f"the engine refused: {exc}"), "engine"
 
     async def _measure(self, instance: Instance, index: int) -> None:
         """Start the Sampler actor of a fresh container (when sampling is on)."""

@@ -95,6 +95,10 @@ class EngineOutage:
             f"{_utc(self.since + self._timeout_s)} and then recreates its instances",
         )
 
+    def lost(self, exc: EngineError) -> EngineUnreachable:
+        """An engine error, once a ping found the engine gone too."""
+        return EngineUnreachable(self._engine.endpoint, f"it stopped answering ({exc})")
+
     async def answers(self) -> bool:
         """Whether the engine answers a ping now (bounded)."""
         try:

@@ -11,6 +11,8 @@ from the platform's, as a cloud platform does:
 - ``stopped`` — it exited cleanly without faaslab asking (exit 0 or SIGTERM:
   ``docker stop``, an engine shutting down). Not the function's fault:
   replaced after the first backoff step, never counted.
+- ``engine`` — the engine refused to run it (an error of its own, as while
+  it shuts down). Not the function's fault either: the same as ``stopped``.
 - ``crash`` — it died while idle, or a replacement failed to start (an
   import error, a crash in a background thread). These back off
   exponentially, like kubelet's CrashLoopBackOff.
@@ -45,7 +47,7 @@ __all__ = (
 )
 
 #: Why an instance's container ended (see the module docstring).
-Cause = Literal["invocation", "retired", "stopped", "crash"]
+Cause = Literal["invocation", "retired", "stopped", "engine", "crash"]
 
 
 class RestartPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,7 +111,7 @@ def after_death(
     """Decide what follows an end at ``now`` (monotonic seconds) of the given cause."""
     if cause in ("invocation", "retired"):
         return RestartDecision(cause, history, 0.0)
-    if cause == "stopped":
+    if cause in ("stopped", "engine"):
         return RestartDecision(cause, history, policy.initial_backoff_s)
     streak = history.streak
     if history.last is None or now - history.last > policy.reset_after_s:

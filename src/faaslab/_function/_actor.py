@@ -350,6 +350,12 @@ async def _wait_alive(session: aiohttp.ClientSession, url: str, deadline: float)
     return False
 
 
+def _port_taken(exc: EngineError) -> bool:
+    """Whether the engine refused a start because the host port is in use."""
+    text = str(exc).lower()
+    return "port is already allocated" in text or "address already in use" in text
+
+
 def _host_port(data: Mapping[str, Any]) -> int:
     ports = ((data.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{CONTAINER_PORT}/tcp")
     for binding in ports or []:
@@ -398,9 +404,9 @@ async def open_instance(
         try:
             await engine.start_container(container_id)
         except EngineError as exc:
-            if host_port is None or isinstance(exc, EngineUnreachable):
+            if host_port is None or not _port_taken(exc):
                 raise
-            # Most likely the port was taken meanwhile: any free port will do.
+            # The port was taken meanwhile: any free port will do.
             log.info("instance.port_taken", instance=name, port=host_port, error=str(exc))
             with anyio.CancelScope(shield=True), anyio.fail_after(REMOVE_BOUND_S):
                 await engine.remove_container(container_id)

@@ -104,8 +104,8 @@ class Storage(S3Client):
     async def recover(self) -> None:
         """Bring the server back after its engine lost it: same volume, keys, host port.
 
-        The old container (stopped by the engine's restart) must be gone
-        already. The host port must be free again: functions do not care
+        The old container (stopped by the engine's restart) is removed first.
+        The host port must be free again: functions do not care
         (they use ``storage:9000``), but the host's client and the deployment
         file name it, so a taken port fails the recovery (an EngineError).
         """
@@ -224,6 +224,9 @@ async def open_storage(
 
     async def recreate(host_port: int | None) -> str:
         assert storage is not None
+        if storage.container_id:  # stopped by the engine's restart; its name is needed again
+            with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
+                await engine.remove_container(storage.container_id)
         new_id = await create(host_port)
         storage.container_id = new_id
         await _wait_ready(engine, storage, recipe, spec.ready_timeout_s)
