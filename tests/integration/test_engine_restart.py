@@ -113,9 +113,8 @@ def test_a_restart_is_ridden_out_on_the_same_ports(
         status = engine.faaslab("status", str(out))
         assert "1 outage(s) ridden out" in status.stdout, status.stdout
         # What the restart left (the stopped containers) is gone already.
-        exited = engine.docker(
-            "ps", "-aq", "--filter", "status=exited", "--filter", f"label=faaslab.deployment={deployment_id}"
-        )
+        mine = f"label=faaslab.deployment={deployment_id}"
+        exited = engine.docker("ps", "-aq", "--filter", "status=exited", "--filter", mine)
         assert exited.stdout.split() == []
 
         stats = tmp_path / "memory_stats.json"

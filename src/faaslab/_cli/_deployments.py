@@ -56,6 +56,8 @@ __all__ = (
 _encode_line = msgspec.json.Encoder().encode
 #: How long `stop` waits for a live supervisor before treating it as dead.
 STOP_REPLY_TIMEOUT_S = 120.0
+#: How long `stop` waits, after the reply, for the supervisor to finish removing.
+SUPERVISOR_EXIT_BOUND_S = 120.0
 
 
 # -- options shared by start and up ------------------------------------------------
@@ -458,6 +460,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
         if state.status != "ended" and _supervisor_alive(state):
             reply = anyio.run(_stop_via_supervisor, state, stats_path)
             if reply is not None:
+                # Its last acts (the storage, the network, a final sweep) follow the reply.
+                _wait_exited(state)
                 if not reply.by_this_request:
                     print(f"deployment {state.id} was stopped by another request (nothing done)")
                 elif reply.stats_path:
@@ -481,6 +485,20 @@ def cmd_stop(args: argparse.Namespace) -> int:
     else:
         print(f"deployment {state.id} stopped (its supervisor was gone)")
     return 0
+
+
+def _wait_exited(state: DeploymentState) -> None:
+    """Wait (bounded) until the supervisor process has ended, so that nothing is left."""
+    assert state.supervisor is not None
+    deadline = time.monotonic() + SUPERVISOR_EXIT_BOUND_S
+    while owner_alive(state.supervisor.owner) and time.monotonic() < deadline:
+        time.sleep(0.05)  # not our child: no handle to wait on, only its pid and start time
+    if owner_alive(state.supervisor.owner):
+        print(
+            f"the supervisor (pid {state.supervisor.pid}) is still removing the deployment's "
+            "objects; `faaslab ps` shows what is left",
+            file=sys.stderr,
+        )
 
 
 async def _stop_via_supervisor(state: DeploymentState, stats_path: Path) -> StopReply | None:
