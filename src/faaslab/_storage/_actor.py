@@ -211,6 +211,7 @@ async def open_storage(
     async def create(host_port: int | None) -> str:
         # Shielded: a create cancelled mid-request may still happen on the
         # engine, and then we would not know what to remove.
+        created = ""
         with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
             created = await engine.create_container(
                 container_config(
@@ -219,7 +220,6 @@ async def open_storage(
                 ),
                 name=name,
             )  # fmt: skip
-        await engine.start_container(created)
         return created
 
     async def recreate(host_port: int | None) -> str:
@@ -227,10 +227,10 @@ async def open_storage(
         if storage.container_id:  # stopped by the engine's restart; its name is needed again
             with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
                 await engine.remove_container(storage.container_id)
-        new_id = await create(host_port)
-        storage.container_id = new_id
+        storage.container_id = await create(host_port)  # known at once: what to remove
+        await engine.start_container(storage.container_id)
         await _wait_ready(engine, storage, recipe, spec.ready_timeout_s)
-        return new_id
+        return storage.container_id
 
     try:
         started = time.monotonic()
@@ -239,6 +239,7 @@ async def open_storage(
             await engine.create_volume(name, labels)
             volume_made = True
         container_id = await create(None)
+        await engine.start_container(container_id)
         port = _host_port(await engine.inspect_container(container_id))
         async with open_minio(f"127.0.0.1:{port}", access_key, secret_key) as minio:
             storage = Storage(
