@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Install the host packages faaslab needs, only those that are missing:
 #   dockerd (docker.io) when no engine answers, mmdebstrap for the runtime
-#   image, and venv support for Python. Debian-like systems, as root.
+#   image, a static busybox for the storage image's health check, and venv
+#   support for Python. Debian-like systems, as root.
 set -euo pipefail
 
 missing=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+# The storage image's health check: a static busybox (ldd fails on a static binary).
+if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
+  missing+=(busybox-static)
+fi
 if ! command -v dockerd >/dev/null; then
   # An engine that already answers (or DOCKER_HOST) is used as it is.
   if [ -z "${DOCKER_HOST:-}" ] && ! [ -S /var/run/docker.sock ]; then

@@ -63,6 +63,17 @@ def cleanup(engine: PrivateEngine, out: Path, tmp_path: Path) -> None:
         engine.faaslab("stop", str(out), str(tmp_path / "cleanup.json"))
 
 
+def start_on(engine: PrivateEngine, code: Path, deployment_id: str, *options: str) -> Path:
+    """`faaslab start` of one function against the private engine; its state file."""
+    out = code.parent / "out.json"
+    started = engine.faaslab(
+        "start", str(code), "--measure-interval", "1", "--id", deployment_id, "-o", str(out),
+        *options,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    return out
+
+
 def state_of(path: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(path.read_text())  # type: ignore[no-any-return]
 
@@ -73,14 +84,8 @@ def test_a_restart_is_ridden_out_on_the_same_ports(
     make_function: Callable[..., Path],
     deployment_id: str,
 ) -> None:
-    code = make_function("fn", FUNCTION)
-    out = tmp_path / "out.json"
     engine = private_engine
-    started = engine.faaslab(
-        "start", str(code), "--deployments", "2", "--measure-interval", "1",
-        "--id", deployment_id, "-o", str(out),
-    )  # fmt: skip
-    assert started.returncode == 0, started.stderr
+    out = start_on(engine, make_function("fn", FUNCTION), deployment_id, "--deployments", "2")
     try:
         before = state_of(out)
         ports = sorted(f["port"] for f in before["functions"])
@@ -135,14 +140,8 @@ def test_past_the_bound_the_deployment_ends_and_stop_cleans_up(
     make_function: Callable[..., Path],
     deployment_id: str,
 ) -> None:
-    code = make_function("fn", FUNCTION)
-    out = tmp_path / "out.json"
     engine = private_engine
-    started = engine.faaslab(
-        "start", str(code), "--measure-interval", "1", "--engine-timeout", "3",
-        "--id", deployment_id, "-o", str(out),
-    )  # fmt: skip
-    assert started.returncode == 0, started.stderr
+    out = start_on(engine, make_function("fn", FUNCTION), deployment_id, "--engine-timeout", "3")
     try:
         supervisor = state_of(out)["supervisor"]["owner"]
         assert engine.faaslab("invoke", str(out), "fn").returncode == 0
