@@ -154,5 +154,5 @@ async def test_only_a_user_bound_refuses_a_crashing_function(
         assert isinstance(failed, faaslab.FunctionFailedEvent)
         assert "max_restarts=0" in failed.reason
         assert "exited with code 5" in failed.reason
-        with pytest.raises(faaslab.FunctionFailed, match="crashed 1 times"):
+        with pytest.raises(faaslab.FunctionFailed, match="crashed 1 time within"):
             await dep.invoke("faulty", {})

@@ -420,8 +420,9 @@ class Deployment:
             decision = after_death(slot.crashes, time.monotonic(), cause, self._policy)
             slot.crashes = decision.history
             if decision.give_up:
+                crashes = len(decision.history.recent)
                 state.failed = (
-                    f"instance {name} crashed {len(decision.history.recent)} times within "
+                    f"instance {name} crashed {crashes} time{'s' if crashes != 1 else ''} within "
                     f"{self.spec.restart_window_s:g} s (max_restarts={self.spec.max_restarts}); "
                     f"last: {info.reason}"
                 )
