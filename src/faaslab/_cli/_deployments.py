@@ -534,6 +534,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                 print(f"{record.instance:<24} http://{record.url}/")
             print("serving; Ctrl-C stops and writes the memory statistics", file=sys.stderr)
             sys.stdout.flush()
+        else:
+            print(f"faaslab: {message.error}", file=sys.stderr)
 
     log_path = path.with_name(f"{path.name}.d") / "supervisor.log"
     return anyio.run(supervise, spec, path, log_path, report)
