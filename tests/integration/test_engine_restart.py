@@ -21,7 +21,8 @@ from privateengine import PrivateEngine, open_private_engine, private_engine_ava
 from faaslab._backend import owner_alive
 from faaslab._storage import storage_image
 
-pytestmark = pytest.mark.integration
+#: An engine restart takes a daemon shutdown and start on a loaded machine: more than the default.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 FUNCTION = """
 def handler(event):
