@@ -47,15 +47,27 @@ def test_deaths_during_invocations_never_count_and_replace_at_once() -> None:
         assert decision.history == history  # nothing recorded
 
 
-def test_retired_stopped_and_engine_errors_never_count() -> None:
+def test_retired_and_stopped_never_count() -> None:
     bounded = RestartPolicy(max_restarts=0)
     retired = after_death(CrashHistory(), 1.0, "retired", bounded)
     assert (retired.backoff_s, retired.give_up, retired.history) == (0.0, False, CrashHistory())
-    for cause in ("stopped", "engine"):
-        decision = after_death(CrashHistory(), 1.0, cause, bounded)
-        assert decision.backoff_s == bounded.initial_backoff_s
+    stopped = after_death(CrashHistory(), 1.0, "stopped", bounded)
+    assert stopped.backoff_s == bounded.initial_backoff_s
+    assert not stopped.give_up
+    assert stopped.history == CrashHistory()
+
+
+def test_engine_errors_back_off_but_never_count_towards_the_bound() -> None:
+    bounded = RestartPolicy(max_restarts=0)
+    history = CrashHistory()
+    backoffs = []
+    for now in (0.0, 1.0, 3.0, 7.0):
+        decision = after_death(history, now, "engine", bounded)
         assert not decision.give_up
-        assert decision.history == CrashHistory()
+        history = decision.history
+        backoffs.append(decision.backoff_s)
+    assert backoffs == [1.0, 2.0, 4.0, 8.0]  # a persisting engine error is not retried at 1 Hz
+    assert history.recent == ()
 
 
 def test_crashes_back_off_doubling_up_to_the_cap() -> None:

@@ -12,7 +12,9 @@ from the platform's, as a cloud platform does:
   ``docker stop``, an engine shutting down). Not the function's fault:
   replaced after the first backoff step, never counted.
 - ``engine`` — the engine refused to run it (an error of its own, as while
-  it shuts down). Not the function's fault either: the same as ``stopped``.
+  it shuts down, or a full disk). Not the function's fault: it backs off as
+  a crash does (an engine error that persists must not be retried every
+  second), but never counts towards the user's bound.
 - ``crash`` — it died while idle, or a replacement failed to start (an
   import error, a crash in a background thread). These back off
   exponentially, like kubelet's CrashLoopBackOff.
@@ -111,16 +113,16 @@ def after_death(
     """Decide what follows an end at ``now`` (monotonic seconds) of the given cause."""
     if cause in ("invocation", "retired"):
         return RestartDecision(cause, history, 0.0)
-    if cause in ("stopped", "engine"):
+    if cause == "stopped":
         return RestartDecision(cause, history, policy.initial_backoff_s)
     streak = history.streak
     if history.last is None or now - history.last > policy.reset_after_s:
         streak = 0  # crash-free long enough: start over, as kubelet does
     streak += 1
     backoff = min(policy.initial_backoff_s * 2 ** (streak - 1), policy.max_backoff_s)
-    recent: tuple[float, ...] = ()
+    recent: tuple[float, ...] = history.recent
     give_up = False
-    if policy.max_restarts is not None:
+    if policy.max_restarts is not None and cause == "crash":
         recent = tuple(t for t in (*history.recent, now) if now - t <= policy.window_s)
         give_up = len(recent) > policy.max_restarts
     return RestartDecision(
