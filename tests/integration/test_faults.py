@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -163,22 +162,25 @@ def test_ctrl_c_during_start_leaves_nothing(
         sys.executable, "-m", "faaslab", "start", str(code), "--deployments", "2",
         "--id", deployment_id, "-o", str(out),
     ]  # fmt: skip
-    owners: list[str] = []
+    async def owner_once_an_instance_exists() -> str:
+        """The supervisor's owner token, as soon as a first instance's container exists.
 
-    def both_instances_created() -> bool:
-        async def find() -> list[dict[str, Any]]:
-            async with open_engine() as engine:
-                return await engine.containers_labeled(f"{Label.DEPLOYMENT}={deployment_id}")
-
-        functions = [c for c in anyio.run(find) if c["Labels"].get(Label.ROLE) == "function"]
-        owners[:] = [c["Labels"][Label.OWNER] for c in functions]
-        return len(functions) == 2
+        Within the instances' start timeout (30 s): the start is still going on.
+        """
+        label = f"{Label.DEPLOYMENT}={deployment_id}"
+        async with open_engine() as engine:
+            with anyio.fail_after(120):
+                while True:  # the engine offers no event for a create: poll, bounded
+                    for container in await engine.containers_labeled(label):
+                        if container["Labels"].get(Label.ROLE) == "function":
+                            return str(container["Labels"][Label.OWNER])
+                    await anyio.sleep(0.05)
 
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as start:
         try:
-            wait_until(both_instances_created, 120, "the instances' containers exist")
+            owner = anyio.run(owner_once_an_instance_exists)
             start.send_signal(signal.SIGINT)  # what Ctrl-C in its terminal sends
             _, stderr = start.communicate(timeout=150)
         finally:
@@ -187,7 +189,7 @@ def test_ctrl_c_during_start_leaves_nothing(
     assert start.returncode == 130, stderr
     assert "interrupted" in stderr
     assert "Traceback" not in stderr
-    assert not owner_alive(owners[0])  # the supervisor is gone
+    assert not owner_alive(owner)  # the supervisor is gone
     assert leftovers(deployment_id) == []
 
 

@@ -618,12 +618,13 @@ class Deployment:
         write nothing. ``ended_reason`` marks a deployment that ends on its own
         (its report is incomplete, its state "ended").
         """
-        async with self._stop_lock:
-            if self._stopped is not None:
-                return self._stopped.report
-            with anyio.CancelScope(shield=True):
-                await self._stop(stats_path, ended_reason)
-            return self._stopped.report if self._stopped is not None else None
+        # Shielded before the lock too: acquiring a lock is a cancellation
+        # point, and a cancelled run (Ctrl-C) must still stop in order.
+        with anyio.CancelScope(shield=True):
+            async with self._stop_lock:
+                if self._stopped is None:
+                    await self._stop(stats_path, ended_reason)
+        return self._stopped.report if self._stopped is not None else None
 
     async def _stop(self, stats_path: str | Path | None, ended_reason: str | None) -> None:
         self._stopping = True
