@@ -27,7 +27,8 @@ import anyio
 from faaslab._backend import Label, deployment_filter, owner_alive
 from faaslab._backend._docker import open_engine
 
-OTHER_TEST_RUN = re.compile(r"^t[0-9a-f]{6}-")
+#: Deployment ids of test runs (``t<run>-<n>``, the conftest fixture's, here or elsewhere).
+OTHER_TEST_RUN = re.compile(r"^t[0-9a-z]+-\d")
 
 
 def _someone_elses(owner: str | None, run: str) -> bool:

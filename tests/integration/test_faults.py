@@ -144,6 +144,16 @@ def test_samples_survive_a_supervisor_killed_after_6_s_at_1_ms(
     assert leftovers(deployment_id) == []
 
 
+#: ``python -m faaslab`` with SIGINT at its default, so that Python turns it
+#: into KeyboardInterrupt as in a terminal, even when this run inherited it
+#: ignored (a job started with ``&`` without job control does).
+WITH_SIGINT = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'faaslab', *sys.argv[1:]])",
+]
+
 SLOW_IMPORT = """
 import time
 time.sleep(120)  # never ready: the start is still going on when interrupted
@@ -159,7 +169,7 @@ def test_ctrl_c_during_start_leaves_nothing(
     code = make_function("slow", SLOW_IMPORT)
     out = tmp_path / "out.json"
     command = [
-        sys.executable, "-m", "faaslab", "start", str(code), "--deployments", "2",
+        *WITH_SIGINT, "start", str(code), "--deployments", "2",
         "--id", deployment_id, "-o", str(out),
     ]  # fmt: skip
     async def owner_once_an_instance_exists() -> str:

@@ -101,7 +101,11 @@ async def open_deployment(
             try:
                 prepared, benchmarks = await prepare_functions(engine, spec, workdir)
                 async with open_storage(
-                    engine, spec.storage, deployment_id=deployment_id, network=network_name
+                    engine,
+                    spec.storage,
+                    deployment_id=deployment_id,
+                    network=network_name,
+                    labels=labels,
                 ) as storage:
                     # In the spec's order, so that a one-benchmark deployment's
                     # input is inputs[0], as in SeBS's out.json.

@@ -34,7 +34,7 @@ from typing import Any
 import anyio
 import structlog
 
-from .._backend import Backend, Label, hardened_host_config, healthcheck
+from .._backend import Backend, Label, hardened_host_config, healthcheck, owner_token
 from .._errors import ImageMissing, RequirementsError, SpecError
 from .._util import state_dir
 from ._pipconfig import (
@@ -182,6 +182,11 @@ async def install_requirements(
     return final
 
 
+def _pip_labels(key: str) -> dict[str, str]:
+    """The installer's objects: found by `gc`, owned by this process (a live owner is no orphan)."""
+    return {Label.DEPLOYMENT: f"pip-{key[:12]}", Label.ROLE: "pip", Label.OWNER: owner_token()}
+
+
 def _pip_container(
     requirements: Path,
     staging: Path,
@@ -208,7 +213,7 @@ def _pip_container(
         "User": f"{os.getuid()}:{os.getgid()}",
         "WorkingDir": CONTAINER_REQUIREMENTS,
         "Env": [f"{k}={v}" for k, v in env.items()],
-        "Labels": {Label.DEPLOYMENT: f"pip-{key[:12]}", Label.ROLE: "pip"},
+        "Labels": _pip_labels(key),
         # pip is a batch job with no server to probe: the check says it still runs.
         "Healthcheck": healthcheck(
             ["bash", "-c", "kill -0 1"], interval_s=10.0, start_period_s=10.0
@@ -244,9 +249,7 @@ async def _run_pip(
     (staging / PIP_TMP).mkdir()
     try:
         with anyio.CancelScope(shield=True), anyio.fail_after(_STEP_BOUND_S):
-            network_id = await engine.create_network(
-                name, {Label.DEPLOYMENT: f"pip-{key[:12]}", Label.ROLE: "pip"}
-            )
+            network_id = await engine.create_network(name, _pip_labels(key))
             container_id = await engine.create_container(
                 _pip_container(requirements, staging, image, key, settings, name), name=name
             )

@@ -179,11 +179,13 @@ async def open_storage(
     network: str,
     progress: Progress | None = None,
     command: list[str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Storage | None]:
     """Start or reach the deployment's object storage; yield it (None for kind ``none``).
 
     ``network`` must exist: the server joins it with the alias ``storage``.
-    ``command`` replaces the server's arguments (debugging, tests).
+    ``command`` replaces the server's arguments (debugging, tests). ``labels``
+    (the deployment's owner and state file) go on the container and volume.
     """
     say = progress or (lambda _: None)
     if spec.kind == "none":
@@ -202,7 +204,7 @@ async def open_storage(
     else:
         await engine.require_image(recipe.image)
     name = f"faaslab-{deployment_id}-storage"
-    labels = {Label.DEPLOYMENT: deployment_id, Label.ROLE: "storage"}
+    labels = {**(labels or {}), Label.DEPLOYMENT: deployment_id, Label.ROLE: "storage"}
     bound = log.bind(deployment=deployment_id, kind=recipe.kind)
     volume_made = False
     container_id = ""
@@ -216,7 +218,7 @@ async def open_storage(
             created = await engine.create_container(
                 container_config(
                     recipe, deployment_id=deployment_id, network=network, volume=name,
-                    spec=spec, command=command, host_port=host_port,
+                    spec=spec, command=command, host_port=host_port, labels=labels,
                 ),
                 name=name,
             )  # fmt: skip

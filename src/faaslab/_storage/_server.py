@@ -26,6 +26,7 @@ the credentials anyway.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -128,6 +129,7 @@ def container_config(
     spec: StorageSpec | None = None,
     command: list[str] | None = None,
     host_port: int | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The engine's create-container body for the storage server (pure, testable).
 
@@ -158,6 +160,7 @@ def container_config(
         "Cmd": list(command if command is not None else recipe.command),
         "Env": [f"{k}={v}" for k, v in recipe.env.items()],
         "Labels": {
+            **(labels or {}),
             Label.DEPLOYMENT: deployment_id,
             Label.ROLE: "storage",
             "faaslab.storage": recipe.kind,
