@@ -62,6 +62,7 @@ async def test_ten_oom_calls_in_a_row_then_a_normal_call_succeeds(
         with dep.events() as events:
             exits: list[InstanceExited] = []
             restarts: list[InstanceRestarted] = []
+            all_replaced = anyio.Event()
 
             async def collect() -> None:
                 async for event in events:
@@ -69,6 +70,8 @@ async def test_ten_oom_calls_in_a_row_then_a_normal_call_succeeds(
                         exits.append(event)
                     elif isinstance(event, InstanceRestarted):
                         restarts.append(event)
+                        if len(restarts) == 10:
+                            all_replaced.set()
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(collect)
@@ -80,6 +83,9 @@ async def test_ten_oom_calls_in_a_row_then_a_normal_call_succeeds(
                     assert "memory limit of 64 MB" in str(lost.value)
                     # Meanwhile the other instance keeps serving normal calls.
                     served_meanwhile.append((await dep.invoke("faulty", {})).instance)
+                # The call learns of a death before its supervisor does: wait for the tenth.
+                with anyio.fail_after(60):
+                    await all_replaced.wait()
                 ok = await dep.invoke("faulty", {})
                 assert ok.ok
                 tg.cancel_scope.cancel()
