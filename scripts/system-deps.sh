@@ -3,7 +3,8 @@
 #   dockerd (docker.io) when no engine answers, mmdebstrap for the runtime
 #   and NoSQL images, npm for the NoSQL image (dynalite) and the Node.js
 #   runtime, node (the Node.js runtime's unit tests run its server with the
-#   host's node), and venv support for Python. Debian-like systems, as root.
+#   host's node), a static busybox for the storage image's health check, and
+#   venv support for Python. Debian-like systems, as root.
 set -euo pipefail
 
 missing=()
@@ -13,6 +14,10 @@ command -v node >/dev/null || missing+=(nodejs)
 # Debian packages npm apart; NodeSource's nodejs carries its own.
 # npm fetches dynalite for the NoSQL image (with the host's registry settings).
 command -v npm >/dev/null || missing+=(npm)
+# The storage image's health check: a static busybox (ldd fails on a static binary).
+if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
+  missing+=(busybox-static)
+fi
 if ! command -v dockerd >/dev/null; then
   # An engine that already answers (or DOCKER_HOST) is used as it is.
   if [ -z "${DOCKER_HOST:-}" ] && ! [ -S /var/run/docker.sock ]; then

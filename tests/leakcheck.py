@@ -6,7 +6,12 @@
 Objects that existed before the run (say, kept by a developer's manual run)
 are not counted: CI reuses this machine's engine data. Objects of *another*
 test run going on at the same time (deployment ids ``t<run>-<n>`` with a
-different run id than ``FAASLAB_TEST_RUN``) are not counted either.
+different run id than ``FAASLAB_TEST_RUN``) are not counted either, nor those
+of any other faaslab process still alive that is not of this run (a
+benchmark someone runs meanwhile on a shared engine): an owner
+(``faaslab.owner``) that still runs without this run's ``FAASLAB_TEST_RUN``
+in its environment is someone else's. Every process of this run has ended
+by the time of the comparison, so what this run left is always counted.
 """
 
 from __future__ import annotations
@@ -15,29 +20,52 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
 
 import anyio
 
-from faaslab._backend import Label, deployment_filter
+from faaslab._backend import Label, deployment_filter, owner_alive
 from faaslab._backend._docker import open_engine
 
-OTHER_TEST_RUN = re.compile(r"^t[0-9a-f]{6}-")
+#: Deployment ids of test runs (``t<run>-<n>``, the conftest fixture's, here or elsewhere).
+OTHER_TEST_RUN = re.compile(r"^t[0-9a-z]+-\d")
 
 
-async def _objects() -> dict[str, str]:
-    """Every faaslab-labeled object: "kind id" → deployment id."""
+def _someone_elses(owner: str | None, run: str) -> bool:
+    """Whether ``owner`` is a live process of another run or tool."""
+    if not owner_alive(owner):
+        return False
+    assert owner is not None
+    try:
+        environ = Path(f"/proc/{owner.split(':', 1)[0]}/environ").read_bytes()
+    except OSError:
+        return False  # cannot tell: count it
+    return f"FAASLAB_TEST_RUN={run}".encode() not in environ.split(b"\0")
+
+
+async def _objects() -> dict[str, tuple[str, str | None]]:
+    """Every faaslab-labeled object: "kind id" → (deployment id, owner token)."""
     label = deployment_filter()
     async with open_engine() as engine:
         containers = await engine.containers_labeled(label)
         networks = await engine.networks_labeled(label)
         volumes = await engine.volumes_labeled(label)
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, str | None]] = {}
     for c in containers:
-        found[f"container {c['Id'][:12]} {c.get('Names')}"] = c["Labels"][Label.DEPLOYMENT]
+        labels = c["Labels"]
+        found[f"container {c['Id'][:12]} {c.get('Names')}"] = (
+            labels[Label.DEPLOYMENT],
+            labels.get(Label.OWNER),
+        )
     for n in networks:
-        found[f"network {n['Id'][:12]} {n.get('Name')}"] = n["Labels"][Label.DEPLOYMENT]
+        labels = n["Labels"]
+        found[f"network {n['Id'][:12]} {n.get('Name')}"] = (
+            labels[Label.DEPLOYMENT],
+            labels.get(Label.OWNER),
+        )
     for v in volumes:
-        found[f"volume {v['Name']}"] = (v.get("Labels") or {}).get(Label.DEPLOYMENT, "")
+        labels = v.get("Labels") or {}
+        found[f"volume {v['Name']}"] = (labels.get(Label.DEPLOYMENT, ""), labels.get(Label.OWNER))
     return found
 
 
@@ -54,12 +82,13 @@ def main(argv: list[str]) -> int:
     ours = f"t{run}-"
     leaked = sorted(
         item
-        for item, deployment in now.items()
+        for item, (deployment, owner) in now.items()
         if item not in before
         and not (OTHER_TEST_RUN.match(deployment) and not deployment.startswith(ours))
+        and not _someone_elses(owner, run)
     )
     for item in leaked:
-        print(f"LEAKED: {item} (deployment {now[item]})", file=sys.stderr)
+        print(f"LEAKED: {item} (deployment {now[item][0]})", file=sys.stderr)
     if leaked:
         print(f"leak check: {len(leaked)} faaslab object(s) left by this run", file=sys.stderr)
         return 1

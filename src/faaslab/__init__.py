@@ -46,8 +46,11 @@ from ._experiment import (
 )
 from ._function import Instance, Invocation, RemoteError
 from ._messages import (
+    DeploymentEnded,
     DeploymentEvent,
     DeploymentStopped,
+    EngineBack,
+    EngineLost,
     FunctionFailedEvent,
     InstanceExited,
     InstanceReady,
@@ -59,11 +62,14 @@ from ._spec import DeploymentSpec, FunctionSpec, NoSQLSpec, load_deployment_spec
 
 __all__ = (
     "Deployment",
+    "DeploymentEnded",
     "DeploymentEvent",
     "DeploymentSpec",
     "DeploymentStatistics",
     "DeploymentStopped",
+    "EngineBack",
     "EngineError",
+    "EngineLost",
     "EngineUnreachable",
     "ExperimentDeployment",
     "ExperimentResult",

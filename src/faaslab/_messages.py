@@ -10,8 +10,11 @@ from __future__ import annotations
 import msgspec
 
 __all__ = (
+    "DeploymentEnded",
     "DeploymentEvent",
     "DeploymentStopped",
+    "EngineBack",
+    "EngineLost",
     "FunctionFailedEvent",
     "InstanceExited",
     "InstanceReady",
@@ -49,6 +52,11 @@ class InstanceExited(_Event, frozen=True, tag="instance.exited"):
     #: True when faaslab asked for it (stop, timeout replacement).
     expected: bool
     reason: str
+    #: It died while serving an invocation (that call failed with ``reason``).
+    during_invocation: bool = False
+    #: The crash policy's reading: "invocation", "retired", "stopped", "crash"
+    #: (``_deployment._restart``); "" when the deployment was stopping.
+    cause: str = ""
 
 
 class InstanceRestarted(_Event, frozen=True, tag="instance.restarted"):
@@ -56,6 +64,10 @@ class InstanceRestarted(_Event, frozen=True, tag="instance.restarted"):
     instance: str
     attempt: int
     backoff_s: float
+    #: Why the previous container ended (the death's reason).
+    reason: str = ""
+    #: Unix time of the replacement's start (after the backoff).
+    retry_at: float | None = None
 
 
 class FunctionFailedEvent(_Event, frozen=True, tag="function.failed"):
@@ -70,6 +82,26 @@ class SamplerLagging(_Event, frozen=True, tag="sampler.lagging"):
     samples: int
 
 
+class EngineLost(_Event, frozen=True, tag="engine.unreachable"):
+    endpoint: str
+    reason: str
+    #: Unix time until which the deployment waits for the engine.
+    until: float
+
+
+class EngineBack(_Event, frozen=True, tag="engine.back"):
+    endpoint: str
+    #: Seconds it was unreachable.
+    outage_s: float
+
+
+class DeploymentEnded(_Event, frozen=True, tag="deployment.ended"):
+    """The deployment ended on its own (its engine stayed unreachable too long)."""
+
+    deployment: str
+    reason: str
+
+
 class DeploymentStopped(_Event, frozen=True, tag="deployment.stopped"):
     deployment: str
 
@@ -81,5 +113,8 @@ DeploymentEvent = (
     | InstanceRestarted
     | FunctionFailedEvent
     | SamplerLagging
+    | EngineLost
+    | EngineBack
+    | DeploymentEnded
     | DeploymentStopped
 )

@@ -28,6 +28,9 @@ __all__ = (
     "load_deployment_spec",
 )
 
+#: Lambda's ephemeral storage ranges up to 10 GB (10240 MB).
+MAX_TMP_MB = 10240
+
 #: Docker object names allow these; SeBS names look like ``110.dynamic-html``.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -131,6 +134,9 @@ class StorageSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     keep: bool = False
     #: Bound on the server answering an authenticated S3 call.
     ready_timeout_s: float = 60.0
+    #: Memory (MB, swap not allowed) and CPUs of the server's container.
+    memory_mb: int = 1024
+    cpus: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:  # msgspec checks decoded specs; this catches built ones
@@ -152,6 +158,10 @@ class StorageSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             )
         if not self.ready_timeout_s > 0:
             raise SpecError(f"storage.ready_timeout_s: {self.ready_timeout_s}; must be > 0")
+        if self.memory_mb < 64:
+            raise SpecError(f"storage.memory_mb: {self.memory_mb}; the server needs >= 64")
+        if not 0 < self.cpus <= 64:
+            raise SpecError(f"storage.cpus: {self.cpus}; must be in (0, 64]")
 
     @property
     def address(self) -> str | None:
@@ -239,6 +249,10 @@ class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     language_version: str | None = None
     #: The runtime image (default: the deployment's ``image``, else the language's own).
     image: str | None = None
+    #: Size of the writable /tmp in MB, Lambda's "ephemeral storage" (512 MB by
+    #: default, up to 10240). It is a tmpfs: what is written there counts
+    #: against ``memory_mb``, as tmpfs pages do in the container's cgroup.
+    tmp_mb: int = 512
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -256,6 +270,11 @@ class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             raise SpecError(f"timeout_s: {self.timeout_s} for {self.name!r}; must be > 0")
         if self.concurrency < 1:
             raise SpecError(f"concurrency: {self.concurrency} for {self.name!r}; must be >= 1")
+        if not 1 <= self.tmp_mb <= MAX_TMP_MB:
+            raise SpecError(
+                f"tmp_mb: {self.tmp_mb} for {self.name!r}; must be in [1, {MAX_TMP_MB}] "
+                "(as Lambda's ephemeral storage)"
+            )
         for key in self.env:
             if not key or "=" in key:
                 raise SpecError(f"env: {key!r} is not a valid variable name")
@@ -291,9 +310,19 @@ class DeploymentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     start_timeout_s: float = 30.0
     #: SIGTERM grace before SIGKILL at stop.
     stop_grace_s: float = 2.0
-    #: Restarts allowed per instance within ``restart_window_s`` before its function fails.
-    max_restarts: int = 3
+    #: Crashes (deaths while idle, failed restarts) allowed per instance within
+    #: ``restart_window_s`` before its function is refused for good; None (the
+    #: default) never refuses it. Deaths during an invocation never count:
+    #: that call fails and the next gets a fresh instance (``_deployment._restart``).
+    max_restarts: int | None = None
     restart_window_s: float = 60.0
+    #: The crash backoff: first delay, doubling per crash in a row, capped
+    #: (kubelet's CrashLoopBackOff scaled for local runs: 10 s → 1 s, 300 s → 30 s).
+    restart_backoff_s: float = 1.0
+    restart_backoff_max_s: float = 30.0
+    #: How long a deployment whose engine stopped answering waits for it to come
+    #: back (then its instances are recreated) before it ends itself.
+    engine_timeout_s: float = 120.0
     #: Bound on waiting for a free instance when all are busy.
     queue_timeout_s: float = 60.0
     #: The runtime image of every function that names none (default: each
@@ -322,13 +351,24 @@ class DeploymentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             raise SpecError(
                 f"measure_interval_ms: {interval}; must be > 0, or -1 to disable sampling"
             )
-        for field in ("start_timeout_s", "queue_timeout_s", "restart_window_s"):
+        for field in (
+            "start_timeout_s",
+            "queue_timeout_s",
+            "restart_window_s",
+            "restart_backoff_s",
+            "engine_timeout_s",
+        ):
             if getattr(self, field) <= 0:
                 raise SpecError(f"{field}: {getattr(self, field)}; must be > 0")
         if self.stop_grace_s < 0:
             raise SpecError(f"stop_grace_s: {self.stop_grace_s}; must be >= 0")
-        if self.max_restarts < 0:
-            raise SpecError(f"max_restarts: {self.max_restarts}; must be >= 0")
+        if self.max_restarts is not None and self.max_restarts < 0:
+            raise SpecError(f"max_restarts: {self.max_restarts}; must be >= 0 (or unset)")
+        if self.restart_backoff_max_s < self.restart_backoff_s:
+            raise SpecError(
+                f"restart_backoff_max_s: {self.restart_backoff_max_s}; must be >= "
+                f"restart_backoff_s ({self.restart_backoff_s})"
+            )
         if self.sebs_size not in ("test", "small", "large"):
             raise SpecError(f"sebs_size: {self.sebs_size!r}; SeBS sizes are test, small, large")
         if self.deployment_id is not None and not _NAME.match(self.deployment_id):

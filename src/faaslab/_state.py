@@ -29,6 +29,7 @@ __all__ = (
     "DeploymentState",
     "FunctionRecord",
     "SamplingRecord",
+    "Status",
     "SupervisorRecord",
     "check_writable",
     "load_state",
@@ -39,7 +40,9 @@ STATE_VERSION = 1
 #: The marker that tells a faaslab deployment file from any other JSON.
 MARKER = "faaslab.deployment"
 
-Status = Literal["starting", "running", "stopping", "stopped"]
+#: "ended": it stopped on its own (its engine stayed unreachable too long,
+#: ``ended_reason`` says); what the engine still holds of it goes with `stop`.
+Status = Literal["starting", "running", "stopping", "stopped", "ended"]
 
 
 class SebsRuntime(msgspec.Struct, frozen=True):
@@ -97,12 +100,18 @@ class SamplingRecord(msgspec.Struct, frozen=True, kw_only=True):
     interval_ms: float
     profile: str
     priority: str = ""
+    #: The sampling process (it ends with its supervisor: its stdin closes).
+    pid: int | None = None
 
 
 class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
     """Running memory aggregates, saved about every second."""
 
     at: float
+    #: ``time.monotonic_ns()`` at the same moment: the clock of the profile's samples.
+    monotonic_ns: int | None = None
+    #: How often checkpoints are written (a dead supervisor died within this of ``at``).
+    interval_s: float = 1.0
     #: One ``_measure.MeasurementRecord`` per container, as plain data.
     measurements: list[dict[str, Any]] = []
 
@@ -129,6 +138,10 @@ class DeploymentState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=F
     stopped_at: float | None = None
     #: Where `stop` wrote the memory statistics.
     stats_path: str | None = None
+    #: Why it ended on its own (status "ended").
+    ended_reason: str | None = None
+    #: Unix time its engine stopped answering, during an outage.
+    engine_unreachable_since: float | None = None
 
 
 _encoder = msgspec.json.Encoder()

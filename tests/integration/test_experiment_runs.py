@@ -233,6 +233,9 @@ async def test_a_sebs_benchmark_is_driven_with_its_generated_input(
 
 #: `faaslab run` without the CLI's wiring: the command's handler, as `main` calls it.
 RUN_COMMAND = (
+    # SIGINT raising KeyboardInterrupt, as in a terminal (a run started with `&`
+    # without job control inherits it ignored, and Python then leaves it so).
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
     "import argparse, sys; from faaslab._cli._experiments import cmd_run; "
     "sys.exit(cmd_run(argparse.Namespace(spec=sys.argv[1], output=sys.argv[2], overwrite=False)))"
 )

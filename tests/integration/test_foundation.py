@@ -84,7 +84,7 @@ async def test_an_image_whose_inputs_change_is_rebuilt(
         assert (tag, True) in [(s.name, rebuilt) for s, rebuilt in built]
         again = await build_images(engine)
         assert all(not rebuilt for _, rebuilt in again)
-        monkeypatch.setattr(storage_image_module, "_inputs", lambda weed: "changed-inputs")
+        monkeypatch.setattr(storage_image_module, "_inputs", lambda *_: "changed-inputs")
         changed = await build_images(engine)
         assert [(s.name, rebuilt) for s, rebuilt in changed] == [
             (BASE_IMAGE, False),

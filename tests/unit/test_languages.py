@@ -317,6 +317,11 @@ def test_the_npm_container_is_unprivileged(tmp_path: Path) -> None:
     host = body["HostConfig"]
     assert host["CapDrop"] == ["ALL"]
     assert host["Privileged"] is False
+    assert host["ReadonlyRootfs"] is True
+    assert host["Memory"] == host["MemorySwap"] > 0
+    assert host["PidsLimit"] > 0
+    assert host["Tmpfs"]["/tmp"].startswith("rw,nosuid,nodev,size=1024m")  # npm's HOME
+    assert body["Healthcheck"]["Test"][0] == "CMD"
     assert "NetworkMode" not in host  # run_to_exit gives it a network of its own
     assert f"{tmp_path}:/faaslab/target:rw" in host["Binds"]
     assert body["User"].count(":") == 1

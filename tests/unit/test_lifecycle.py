@@ -74,3 +74,22 @@ def test_stopped_is_terminal_and_failed_only_leads_to_cleanup() -> None:
 def test_serving_and_finished() -> None:
     assert {s for s in S if _reach(s).serving} == {S.READY, S.BUSY}
     assert {s for s in S if _reach(s).finished} == {S.STOPPED, S.FAILED}
+
+
+def test_sandbox_refusals_are_explained_whatever_the_language() -> None:
+    from faaslab._function import RemoteError
+    from faaslab._function._invocation import explain_sandbox
+
+    python = RemoteError("OSError", "[Errno 30] Read-only file system: '/etc/x'")
+    node = RemoteError("Error", "EROFS: read-only file system, open '/etc/x'")
+    for error in (python, node):
+        explained = explain_sandbox(error, 512)
+        assert explained is not None
+        assert explained.message.startswith(error.message)
+        assert "only /tmp is writable" in explained.message
+    full = explain_sandbox(RemoteError("OSError", "[Errno 28] No space left on device"), 64)
+    assert full is not None
+    assert "/tmp holds 64 MB" in full.message
+    other = RemoteError("ValueError", "bad input")
+    assert explain_sandbox(other, 512) is other
+    assert explain_sandbox(None, 512) is None

@@ -48,3 +48,21 @@ async def test_acquire_waits_for_a_free_instance_then_times_out() -> None:
     busy.has_capacity = False
     with pytest.raises(InvocationTimeout, match=r"no instance was free within 0\.05 s"):
         await router.acquire("fn", [busy], timeout=0.05)
+
+
+@pytest.mark.anyio
+async def test_acquire_sees_positions_refilled_while_it_waits() -> None:
+    router = Router()
+    positions: list[Fake | None] = [None, None]  # both instances being replaced
+    async with anyio.create_task_group() as tg:
+        got: list[Fake] = []
+
+        async def waiter() -> None:
+            got.append(await router.acquire("fn", lambda: list(positions), timeout=5))
+
+        tg.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()
+        fresh = Fake()
+        positions[1] = fresh  # a new container in the second position
+        router.notify()
+    assert got == [fresh]

@@ -35,6 +35,8 @@ def test_a_valid_function(code: Path) -> None:
         ("timeout_s", 0, "timeout_s: 0"),
         ("concurrency", 0, "concurrency: 0"),
         ("env", {"A=B": "x"}, "env: 'A=B'"),
+        ("tmp_mb", 0, "tmp_mb: 0"),
+        ("tmp_mb", 10241, "tmp_mb: 10241"),
     ],
 )
 def test_bad_function_fields(code: Path, field: str, value: object, message: str) -> None:
@@ -87,6 +89,24 @@ def test_deployment_rules(code: Path) -> None:
     assert DeploymentSpec(functions=[fn], measure_interval_ms=0.5).sampling
     with pytest.raises(SpecError, match="no function named 'x'"):
         DeploymentSpec(functions=[fn]).function("x")
+
+
+def test_reliability_fields(code: Path) -> None:
+    fn = FunctionSpec(name="fn", code=str(code))
+    assert fn.tmp_mb == 512  # Lambda's default ephemeral storage
+    spec = DeploymentSpec(functions=[fn])
+    assert spec.max_restarts is None  # never refused without a user bound
+    assert (spec.restart_backoff_s, spec.restart_backoff_max_s) == (1.0, 30.0)
+    assert spec.engine_timeout_s == 120.0
+    assert DeploymentSpec(functions=[fn], max_restarts=0).max_restarts == 0
+    for field, value, message in (
+        ("max_restarts", -1, "max_restarts: -1"),
+        ("restart_backoff_s", 0, "restart_backoff_s: 0"),
+        ("engine_timeout_s", 0, "engine_timeout_s: 0"),
+        ("restart_backoff_max_s", 0.5, "restart_backoff_max_s: 0.5; must be >= restart_backoff_s"),
+    ):
+        with pytest.raises(SpecError, match=message):
+            DeploymentSpec(functions=[fn], **{field: value})  # type: ignore[arg-type]
 
 
 def test_load_toml_and_json(tmp_path: Path, code: Path) -> None:

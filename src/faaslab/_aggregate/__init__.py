@@ -8,10 +8,12 @@
 - :class:`MemoryReport` / :func:`write_memory_report` — the typed report;
   :func:`write_reports` writes both from the Sampler actors' records.
 - :class:`MeasurementRecord` — what a checkpoint keeps of one container.
+- :func:`salvage` — a dead supervisor's checkpoint completed from its profile.
 
 Modules: ``_histogram`` (log-bucketed percentiles), ``_memory`` (the running
 aggregate), ``_profile`` (the binary profile file), ``_record`` (the
-checkpointed record), ``_reports`` (SeBS's file, the typed report).
+checkpointed record), ``_reports`` (SeBS's file, the typed report),
+``_salvage`` (what a dead supervisor's files still tell).
 """
 
 from ._histogram import RELATIVE_ERROR, LogHistogram
@@ -33,6 +35,7 @@ from ._reports import (
     write_reports,
     write_sebs_memory_stats,
 )
+from ._salvage import Salvaged, salvage
 
 __all__ = (
     "FIGURE_CGROUP",
@@ -47,6 +50,7 @@ __all__ = (
     "ProfileChunk",
     "ProfileReader",
     "ProfileWriter",
+    "Salvaged",
     "SampleBatchLike",
     "Source",
     "build_report",
@@ -54,6 +58,7 @@ __all__ = (
     "instance_memory",
     "read_memory_report",
     "report_path_for",
+    "salvage",
     "sebs_megabytes",
     "write_memory_report",
     "write_reports",

@@ -161,6 +161,8 @@ class InstanceMemory(msgspec.Struct, frozen=True, kw_only=True):
     last_sample_ns: int | None = None
     #: Why sampling ended ("cgroup removed", "unregistered", ...).
     end_reason: str | None = None
+    #: After a supervisor died: samples it cannot have written, at most (None: nothing lost).
+    lost_samples_at_most: int | None = None
 
 
 class MemoryReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -197,6 +199,7 @@ def instance_memory(
     kernel_peak_bytes: int | None = None,
     kernel_peak_reset: bool = False,
     end_reason: str | None = None,
+    lost_samples_at_most: int | None = None,
 ) -> InstanceMemory:
     """The report entry of one instance, from its aggregate's snapshot."""
     return InstanceMemory(
@@ -225,6 +228,7 @@ def instance_memory(
         first_sample_ns=snapshot.first_ns,
         last_sample_ns=snapshot.last_ns,
         end_reason=end_reason,
+        lost_samples_at_most=lost_samples_at_most,
     )
 
 
@@ -263,7 +267,10 @@ def build_report(
     *,
     sampler_priority: str | None,
     incomplete_reason: str | None = None,
+    lost: Mapping[str, int] | None = None,
 ) -> MemoryReport:
+    """The typed report; ``lost`` gives, per container id, samples lost at most."""
+    lost = lost or {}
     return MemoryReport(
         deployment=deployment_id,
         sampler_priority=sampler_priority,
@@ -283,6 +290,7 @@ def build_report(
                 kernel_peak_bytes=r.kernel_peak_bytes,
                 kernel_peak_reset=r.kernel_peak_reset,
                 end_reason=r.end_reason,
+                lost_samples_at_most=lost.get(r.container_id),
             )
             for r in records
         ),
@@ -297,6 +305,7 @@ def write_reports(
     *,
     sampler_priority: str | None,
     incomplete_reason: str | None = None,
+    lost: Mapping[str, int] | None = None,
 ) -> MemoryReport:
     """Write both files; return the typed report."""
     report = build_report(
@@ -304,6 +313,7 @@ def write_reports(
         records,
         sampler_priority=sampler_priority,
         incomplete_reason=incomplete_reason,
+        lost=lost,
     )
     precision_errors = sum(r.snapshot.late for r in records)
     reader = ProfileReader(profile_path)

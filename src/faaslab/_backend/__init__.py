@@ -15,10 +15,20 @@
   hashes, long host commands.
 - :func:`run_to_exit` (``_oneshot``) — a container run to completion
   (installs, load checks), its output followed, always removed.
+- :func:`hardened_host_config`, :func:`healthcheck` (``_hardening``) — the
+  sandbox floor of every container faaslab starts (CIS Docker section 5).
 """
 
 from ._daemon import EngineStatus, engine_answers, start_engine, stop_engine
 from ._docker import DEFAULT_ENDPOINT, DockerEngine, engine_endpoint, open_engine
+from ._hardening import (
+    FUNCTION_USER,
+    HEALTH_INTERVAL_S,
+    PIDS_LIMIT,
+    cpu_shares,
+    hardened_host_config,
+    healthcheck,
+)
 from ._images import (
     IMAGE_LABEL,
     INPUTS_LABEL,
@@ -37,8 +47,11 @@ from ._protocol import Backend, EngineInfo
 
 __all__ = (
     "DEFAULT_ENDPOINT",
+    "FUNCTION_USER",
+    "HEALTH_INTERVAL_S",
     "IMAGE_LABEL",
     "INPUTS_LABEL",
+    "PIDS_LIMIT",
     "Backend",
     "BuildProgress",
     "DockerEngine",
@@ -49,9 +62,12 @@ __all__ = (
     "OneShotResult",
     "build_context",
     "build_labels",
+    "cpu_shares",
     "deployment_filter",
     "engine_answers",
     "engine_endpoint",
+    "hardened_host_config",
+    "healthcheck",
     "image_status",
     "input_digest",
     "open_engine",

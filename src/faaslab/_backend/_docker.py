@@ -50,7 +50,9 @@ class DockerEngine:
 
     def _translate(self, exc: BaseException, doing: str) -> Exception:
         """Turn a client-library error into a faaslab error."""
-        if isinstance(exc, aiohttp.ClientConnectionError | FileNotFoundError | ConnectionError):
+        # A payload cut short is the engine going away mid-answer (a long wait, a stream).
+        lost = aiohttp.ClientConnectionError | aiohttp.ClientPayloadError
+        if isinstance(exc, lost | FileNotFoundError | ConnectionError):
             return EngineUnreachable(self.endpoint, str(exc) or type(exc).__name__)
         if isinstance(exc, aiodocker.DockerError) and exc.status == 900:
             # aiodocker reports connection failures as a pseudo-status 900,
@@ -231,6 +233,9 @@ class DockerEngine:
         except aiodocker.DockerError as exc:
             if exc.status == 404:
                 return -1
+            raise self._translate(exc, f"wait for container {container_id[:12]}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            # The engine went away during the (long) wait.
             raise self._translate(exc, f"wait for container {container_id[:12]}") from exc
         return int(result.get("StatusCode", -1))
 

@@ -7,10 +7,14 @@ as FaaslabError and turned into one line by ``_cli.main``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
+import os
 import re
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +35,7 @@ from .._control import (
     spawn_supervisor,
     supervise,
 )
-from .._deployment import stop_orphaned
+from .._deployment import InstanceStatistics, stop_orphaned
 from .._errors import FaaslabError, SpecError, StateError
 from .._sebs import is_sebs_benchmark
 from .._spec import FUNCTION_LANGUAGES, DeploymentSpec, FunctionSpec
@@ -54,8 +58,8 @@ __all__ = (
 _encode_line = msgspec.json.Encoder().encode
 #: How long `stop` waits for a live supervisor before treating it as dead.
 STOP_REPLY_TIMEOUT_S = 120.0
-#: How long `stop` then waits for the supervisor to finish removing everything.
-SUPERVISOR_EXIT_TIMEOUT_S = 60.0
+#: How long `stop` waits, after the reply, for the supervisor to finish removing.
+SUPERVISOR_EXIT_BOUND_S = 120.0
 
 
 # -- options shared by start and up ------------------------------------------------
@@ -103,6 +107,30 @@ def add_deployment_options(parser: argparse.ArgumentParser) -> None:
         help="memory limit per instance (default: a SeBS benchmark's config.json, else 256)",
     )
     parser.add_argument("--cpus", type=float, default=1.0, help="CPUs per instance")
+    parser.add_argument(
+        "--tmp",
+        type=int,
+        default=512,
+        metavar="MB",
+        help="size of each instance's writable /tmp, Lambda's ephemeral storage (default "
+        "512; a tmpfs: it counts against --memory)",
+    )
+    parser.add_argument(
+        "--engine-timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="how long to wait for a Docker engine that stops answering before the "
+        "deployment ends (default 120)",
+    )
+    parser.add_argument(
+        "--max-restarts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="refuse a function whose instance crashes more than N times a minute "
+        "(default: never; deaths during an invocation never count)",
+    )
     parser.add_argument(
         "--timeout",
         type=float,
@@ -178,6 +206,7 @@ def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
                 timeout_s=timeout,
                 language=args.language,
                 language_version=args.language_version,
+                tmp_mb=args.tmp,
             )
         )
     return DeploymentSpec(
@@ -190,6 +219,8 @@ def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
         remove_containers=args.remove_containers,
         image=args.image,
         deployment_id=args.deployment_id,
+        engine_timeout_s=args.engine_timeout,
+        max_restarts=args.max_restarts,
     )
 
 
@@ -291,6 +322,11 @@ def _live_state(path: Path) -> DeploymentState:
     state = load_state(path)
     if state.status == "stopped":
         raise FaaslabError(f"{path}: deployment {state.id} is stopped")
+    if state.status == "ended":
+        raise FaaslabError(
+            f"{path}: deployment {state.id} has ended ({state.ended_reason}); "
+            f"`faaslab stop {path}` removes what it left"
+        )
     if not _supervisor_alive(state):
         pid = state.supervisor.pid if state.supervisor else "?"
         raise FaaslabError(
@@ -360,12 +396,30 @@ def _mb(value: int | None) -> str:
     return "-" if value is None else f"{value / 1e6:.1f} MB"
 
 
+def _clock(at: float | None) -> str:
+    return "-" if at is None else time.strftime("%H:%M:%S", time.localtime(at))
+
+
+def _utc(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def _instance_state(inst: InstanceStatistics) -> str:
+    """The state column: the state, and while backing off, the next retry."""
+    if inst.state == "backoff" and inst.retry_at is not None:
+        wait = max(0.0, inst.retry_at - time.time())
+        return f"backoff (retry {_clock(inst.retry_at)}, in {wait:.0f} s)"
+    return inst.state
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     path = Path(args.deployment)
     state = load_state(path)
     print(f"deployment {state.id}: {state.status}")
-    if state.status == "stopped":
+    if state.status in ("stopped", "ended"):
         print(f"  stopped at {time.ctime(state.stopped_at or 0)}; stats: {state.stats_path or '-'}")
+        if state.ended_reason:
+            print(f"  ended on its own: {state.ended_reason}; `faaslab stop {path}` cleans up")
         return 0
     alive = _supervisor_alive(state)
     pid = state.supervisor.pid if state.supervisor else None
@@ -384,16 +438,25 @@ def cmd_status(args: argparse.Namespace) -> int:
         return reply
 
     reply = anyio.run(ask)
+    stats = reply.statistics
     print(f"  supervisor: running (pid {pid}); sampler: {reply.sampler_priority or 'off'}")
+    if stats.engine_unreachable_since is not None:
+        print(
+            f"  engine: UNREACHABLE since {_utc(stats.engine_unreachable_since)}; waiting for it "
+            f"until {_utc(stats.engine_wait_until or 0)}, then the deployment ends"
+        )
+    elif stats.engine_outages:
+        print(f"  engine: answering ({stats.engine_outages} outage(s) ridden out)")
     memory = {m.instance: m for m in reply.memory}
     rows = []
-    for function in reply.statistics.functions:
+    ends: list[str] = []
+    for function in stats.functions:
         for inst in function.instances:
             m = memory.get(inst.name)
             rows.append(
                 [
                     inst.name,
-                    inst.state,
+                    _instance_state(inst),
                     str(inst.restarts),
                     str(inst.calls),
                     str(m.samples) if m else "-",
@@ -403,6 +466,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                     inst.url or "-",
                 ]
             )
+            if inst.last_exit:
+                counts = ", ".join(f"{n} {cause}" for cause, n in sorted(inst.ends.items()))
+                ends.append(f"  {inst.name}: last end {inst.last_exit} (ends: {counts})")
     columns = [
         Column("instance"),
         Column("state"),
@@ -412,7 +478,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         Column("url"),
     ]
     print_table(columns, rows, indent="  ")
-    for function in reply.statistics.functions:
+    for line in ends:
+        print(line)
+    for function in stats.functions:
         if function.failed:
             print(f"  function {function.name}: FAILED")
     return 0
@@ -421,54 +489,88 @@ def cmd_status(args: argparse.Namespace) -> int:
 # -- stop -----------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _stopping_alone(path: Path) -> Iterator[None]:
+    """One `stop` of a deployment at a time: a second waits, then finds it stopped.
+
+    The lock is the deployment's work directory (``<state>.d``), which the
+    atomic rewrites of the state file leave alone.
+    """
+    workdir = path.with_name(f"{path.name}.d")
+    workdir.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(workdir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     path = Path(args.deployment)
-    state = load_state(path)
-    if state.status == "stopped":
-        print(f"deployment {state.id} is already stopped (nothing done)")
-        return 0
+    load_state(path)  # a bad file is refused before anything waits
     stats_path = Path(args.stats).absolute()
-    check_writable(stats_path)
-
-    async def via_supervisor() -> StopReply | None:
-        assert state.supervisor is not None
-        try:
-            with anyio.fail_after(STOP_REPLY_TIMEOUT_S):
-                async with connect(Path(state.supervisor.socket)) as client:
-                    reply = await client.request(StopRequest(stats_path=str(stats_path)))
-        except (FaaslabError, TimeoutError):
-            return None
-        return reply if isinstance(reply, StopReply) else None
-
-    async def orphaned() -> None:
-        async with open_engine() as engine:
-            await stop_orphaned(engine, state, path, stats_path)
-
-    if _supervisor_alive(state):
-        reply = anyio.run(via_supervisor)
-        if reply is not None:
-            # It answers once the instances are stopped; storage and network
-            # go as it exits. Return when all is gone, as SeBS's stop does.
-            assert state.supervisor is not None
-            if not wait_owner_gone(state.supervisor.owner, SUPERVISOR_EXIT_TIMEOUT_S):
-                print(
-                    f"the supervisor (pid {state.supervisor.pid}) is still removing storage "
-                    "and network",
-                    file=sys.stderr,
-                )
-            if reply.stats_path:
-                print(f"memory statistics: {reply.stats_path} (typed: {reply.report_path})")
-            else:
-                print("memory sampling was off: no statistics written")
-            print(f"deployment {state.id} stopped")
+    with _stopping_alone(path):
+        state = load_state(path)  # again: another stop may have finished meanwhile
+        if state.status == "stopped":
+            print(f"deployment {state.id} is already stopped (nothing done)")
             return 0
-        print("the supervisor did not answer: cleaning up by label", file=sys.stderr)
-    anyio.run(orphaned)
+        check_writable(stats_path)
+        if state.status != "ended" and _supervisor_alive(state):
+            reply = anyio.run(_stop_via_supervisor, state, stats_path)
+            if reply is not None:
+                # Its last acts (the storage, the network, a final sweep) follow the reply.
+                _wait_exited(state)
+                if not reply.by_this_request:
+                    print(f"deployment {state.id} was stopped by another request (nothing done)")
+                elif reply.stats_path:
+                    print(f"memory statistics: {reply.stats_path} (typed: {reply.report_path})")
+                else:
+                    print("memory sampling was off: no statistics written")
+                print(f"deployment {state.id} stopped")
+                return 0
+            print("the supervisor did not answer: cleaning up by label", file=sys.stderr)
+            state = load_state(path)
+            if state.status == "stopped":  # it finished after all
+                print(f"deployment {state.id} stopped")
+                return 0
+        anyio.run(_stop_by_label, state, path, stats_path)
+    ended = state.ended_reason
     state = load_state(path)
     if state.stats_path:
         print(f"memory statistics (incomplete, from the last checkpoint): {state.stats_path}")
-    print(f"deployment {state.id} stopped (its supervisor was gone)")
+    if ended:
+        print(f"deployment {state.id} stopped (it had ended: {ended}); nothing of it is left")
+    else:
+        print(f"deployment {state.id} stopped (its supervisor was gone)")
     return 0
+
+
+def _wait_exited(state: DeploymentState) -> None:
+    """Wait (bounded) until the supervisor process has ended, so that nothing is left."""
+    assert state.supervisor is not None
+    if not wait_owner_gone(state.supervisor.owner, SUPERVISOR_EXIT_BOUND_S):
+        print(
+            f"the supervisor (pid {state.supervisor.pid}) is still removing the deployment's "
+            "objects; `faaslab ps` shows what is left",
+            file=sys.stderr,
+        )
+
+
+async def _stop_via_supervisor(state: DeploymentState, stats_path: Path) -> StopReply | None:
+    assert state.supervisor is not None
+    try:
+        with anyio.fail_after(STOP_REPLY_TIMEOUT_S):
+            async with connect(Path(state.supervisor.socket)) as client:
+                reply = await client.request(StopRequest(stats_path=str(stats_path)))
+    except (FaaslabError, TimeoutError):
+        return None
+    return reply if isinstance(reply, StopReply) else None
+
+
+async def _stop_by_label(state: DeploymentState, path: Path, stats_path: Path) -> None:
+    async with open_engine() as engine:
+        await stop_orphaned(engine, state, path, stats_path)
 
 
 # -- up -------------------------------------------------------------------------------
@@ -488,6 +590,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                 print(f"{record.instance:<24} http://{record.url}/")
             print("serving; Ctrl-C stops and writes the memory statistics", file=sys.stderr)
             sys.stdout.flush()
+        else:
+            print(f"faaslab: {message.error}", file=sys.stderr)
 
     log_path = path.with_name(f"{path.name}.d") / "supervisor.log"
     return anyio.run(supervise, spec, path, log_path, report)

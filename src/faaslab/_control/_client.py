@@ -7,8 +7,10 @@ own (:func:`spawn_supervisor`) and waits for its :class:`ReadyMessage`;
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -90,7 +92,13 @@ def spawn_supervisor(spec: DeploymentSpec, state_path: Path, *, timeout: float) 
         )
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
-        line = _read_line(pipe, timeout)
+        try:
+            line = _read_line(pipe, timeout)
+        except KeyboardInterrupt:
+            # Ctrl-C reaches only us (the supervisor has a session of its own):
+            # pass it on, and wait until its start is undone.
+            _interrupt(process, pipe)
+            raise _Interrupted() from None
     if not line:
         process.poll()
         tail = log_path.read_text(errors="replace").splitlines()[-15:]
@@ -107,6 +115,31 @@ def spawn_supervisor(spec: DeploymentSpec, state_path: Path, *, timeout: float) 
         error.exit_code = message.exit_code
         raise error
     return message
+
+
+#: How long an interrupted start may take to remove what it made.
+INTERRUPT_BOUND_S = 120.0
+
+
+class _Interrupted(FaaslabError):
+    """Ctrl-C during ``start``: the supervisor undid the start."""
+
+    exit_code = 130
+
+    def __init__(self) -> None:
+        super().__init__("interrupted: the deployment was stopped while starting (nothing left)")
+
+
+def _interrupt(process: subprocess.Popen[bytes], pipe: Any) -> None:
+    """SIGTERM the starting supervisor, then wait (bounded) for its report and its exit."""
+    process.send_signal(signal.SIGTERM)
+    with contextlib.suppress(FaaslabError, KeyboardInterrupt):
+        _read_line(pipe, INTERRUPT_BOUND_S)  # its "interrupted" report, or the pipe closing
+    try:
+        process.wait(timeout=INTERRUPT_BOUND_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _read_line(pipe: Any, timeout: float) -> bytes:

@@ -97,6 +97,8 @@ class StopReply(msgspec.Struct, frozen=True, tag_field="kind", tag="stopped"):
     stats_path: str | None
     report_path: str | None
     report: MemoryReport | None
+    #: False when another stop did the work (this one wrote nothing).
+    by_this_request: bool = True
 
 
 Reply = ErrorReply | InvokeReply | StatusReply | StopReply

@@ -8,9 +8,12 @@
   events, checkpoints, the ordered stop.
 - ``_pool`` — instance positions and their snapshots (no I/O).
 - ``_routing`` — which instance serves a call (pure :func:`pick`, a bounded wait).
-- ``_restart`` — the restart policy: backoff and when to give up (pure).
+- ``_restart`` — the crash policy: each end's cause, the CrashLoopBackOff-like
+  backoff, the user's bound (pure).
+- ``_outage`` — riding out the engine's loss: one watch, restore, the bound.
 - ``_prepare`` — packages and requirements of every function, before any container.
-- ``_recovery`` — deployments whose supervisor died: find, stop, report.
+- ``_recovery`` — deployments whose supervisor died (or that ended on their
+  own): find, stop, report.
 """
 
 from ._actor import Deployment, DeploymentParts, run_deployment

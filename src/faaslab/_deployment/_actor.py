@@ -4,10 +4,15 @@ Obtained from ``open_deployment`` (``_open``), it starts every instance of
 every function at once (each supervisor is started with ``task_group.start``,
 so the first instance that cannot start fails the whole start with its own
 error, and everything already created is removed). Each instance has a
-supervisor task that replaces a container that dies (exponential backoff, at
-most ``max_restarts`` in ``restart_window_s``; beyond that the function is
-failed and invocations get :class:`FunctionFailed`). ``stop`` tears
-everything down in order under a shielded scope.
+supervisor task that replaces a container when it ends, as the crash policy
+says (``_restart``: a death during a call is replaced at once and never
+counts; crashes back off like CrashLoopBackOff; the function is refused with
+:class:`FunctionFailed` only past a user-set ``max_restarts``). When the
+engine stops answering, the supervisors ride it out together (``_outage``):
+the deployment keeps its state, waits up to ``engine_timeout_s``, then
+restores its objects and recreates the instances on their ports, or ends
+itself, writing the statistics it has. ``stop`` tears everything down in
+order under a shielded scope; concurrent calls share one stop.
 """
 
 from __future__ import annotations
@@ -27,8 +32,17 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .._aggregate import MeasurementRecord, MemoryReport, ProfileWriter, build_report, write_reports
-from .._backend import Backend
-from .._errors import FaaslabError, FunctionFailed, InstanceStartError, InvocationError, SpecError
+from .._backend import Backend, deployment_filter
+from .._errors import (
+    EngineError,
+    EngineUnreachable,
+    FaaslabError,
+    FunctionFailed,
+    InstanceStartError,
+    InvocationError,
+    SamplingError,
+    SpecError,
+)
 from .._function import (
     ExitInfo,
     Instance,
@@ -40,8 +54,11 @@ from .._function import (
     open_instance,
 )
 from .._messages import (
+    DeploymentEnded,
     DeploymentEvent,
     DeploymentStopped,
+    EngineBack,
+    EngineLost,
     FunctionFailedEvent,
     InstanceExited,
     InstanceReady,
@@ -52,13 +69,21 @@ from .._messages import (
 from .._sampling import Sampler, SamplingProcess, container_pid
 from .._sebs import SebsBenchmark
 from .._spec import DeploymentSpec, FunctionSpec
-from .._state import Checkpoint, DeploymentState, SamplingRecord, SupervisorRecord, write_state
+from .._state import (
+    Checkpoint,
+    DeploymentState,
+    SamplingRecord,
+    Status,
+    SupervisorRecord,
+    write_state,
+)
 from .._storage import NoSQL, Storage
 from .._util import first_error
 from ._events import EventHub
+from ._outage import EngineOutage
 from ._pool import DeploymentStatistics, FunctionPool, FunctionStatistics, InstanceStatistics, Slot
 from ._prepare import PreparedFunction, image_of
-from ._restart import after_death
+from ._restart import Cause, RestartPolicy, after_death, cause_of
 from ._routing import Router
 
 __all__ = (
@@ -153,7 +178,29 @@ class Deployment:
         self._stopped: _StopResult | None = None
         self._state_path = parts.state_path
         self._supervisor = parts.supervisor
+        self._labels = dict(parts.labels)
         self._tg: TaskGroup | None = None
+        self._stop_lock = anyio.Lock()
+        self._policy = RestartPolicy(
+            initial_backoff_s=spec.restart_backoff_s,
+            max_backoff_s=spec.restart_backoff_max_s,
+            reset_after_s=2 * spec.restart_backoff_max_s,  # kubelet's 2 x the cap
+            max_restarts=spec.max_restarts,
+            window_s=spec.restart_window_s,
+        )
+        self._outage = EngineOutage(
+            parts.engine,
+            timeout_s=spec.engine_timeout_s,
+            restore=self._restore_after_outage,
+            give_up=self._end_after_outage,
+            on_lost=self._engine_lost,
+            on_back=self._engine_back,
+        )
+        #: Containers abandoned when the engine went away, removed once it is back.
+        self._leftovers: list[str] = []
+        #: Set when the deployment ended on its own (``ended_reason`` says why).
+        self.ended = anyio.Event()
+        self.ended_reason: str | None = None
         # Memory sampling: one process for the deployment, one measurement per container.
         self.profile_path = parts.workdir / "memory.profile"
         self._profile = ProfileWriter(self.profile_path) if spec.sampling else None
@@ -227,11 +274,15 @@ class Deployment:
             raise SpecError(f"event: must be a JSON object (a mapping), not {type(event).__name__}")
         if state.failed is not None:
             raise FunctionFailed(f"{function} has failed: {state.failed}")
+        if self.ended_reason is not None:
+            raise FaaslabError(f"deployment {self.id} has ended: {self.ended_reason}")
         if self._stopping:
             raise FaaslabError(f"deployment {self.id} is stopping: no new invocations")
+        if self._outage.since is not None:
+            raise self._outage.unreachable()
         body = _encode(event)
         instance = await self._router.acquire(
-            function, state.instances(), self.spec.queue_timeout_s
+            function, state.instances, self.spec.queue_timeout_s
         )
         try:
             return await self._call(state, instance, body, timeout, check)
@@ -335,6 +386,10 @@ class Deployment:
             uptime_s=time.monotonic() - self._started,
             functions=[pool.statistics() for pool in self._functions.values()],
             events_dropped=self._events.dropped,
+            engine_unreachable_since=self._outage.since,
+            engine_wait_until=self._outage.until,
+            engine_outages=self._outage.outages,
+            ended_reason=self.ended_reason,
         )
 
     def events(self) -> MemoryObjectReceiveStream[DeploymentEvent]:
@@ -360,104 +415,163 @@ class Deployment:
     async def _keep_filled(
         self, spec: FunctionSpec, slot: Slot, task_status: TaskStatus[None]
     ) -> None:
+        """Fill one position again and again; the crash policy decides when (``_restart``)."""
         state = self._functions[spec.name]
         name = f"{spec.name}-{slot.index}"
         generation = 0
         while True:
+            if self._outage.since is not None:
+                # Nothing is created while an outage is ridden out (restore
+                # removes what was abandoned, and must not race new containers).
+                slot.phase = "engine-unreachable"
+                assert self._tg is not None
+                await self._outage.ride_out(self._tg, self._outage.unreachable())
+            slot.phase, slot.retry_at = "starting", None
             self._events.publish(
                 InstanceStarting(at=time.time(), function=spec.name, instance=name)
             )
-            created = time.monotonic()
-            info: ExitInfo
-            retired: str | None = None
-            try:
-                async with open_instance(
-                    self.engine,
-                    spec,
-                    slot.index,
-                    self._contexts[spec.name],
-                    self._session,
-                    generation=generation,
-                ) as instance:
-                    await self._measure(instance, slot.index)
-                    slot.instance = instance
-                    self._router.notify()
-                    self._events.publish(
-                        InstanceReady(
-                            at=time.time(),
-                            function=spec.name,
-                            instance=name,
-                            container_id=instance.container_id,
-                            url=instance.sebs_url,
-                            start_s=round(time.monotonic() - created, 4),
-                        )
-                    )
-                    self._save()
-                    if generation == 0:
-                        task_status.started()
-                    try:
-                        info = await instance.wait_exit()
-                    finally:
-                        slot.instance = None
-                        retired = instance.retired_because
-                    self._events.publish(
-                        InstanceExited(
-                            at=time.time(),
-                            function=spec.name,
-                            instance=name,
-                            container_id=instance.container_id,
-                            exit_code=info.exit_code,
-                            oom_killed=info.oom_killed,
-                            expected=retired is not None,
-                            reason=retired or info.reason,
-                        )
-                    )
-            except InstanceStartError as exc:
-                if generation == 0:
-                    raise
-                info = ExitInfo(-1, False, f"restart failed: {exc}")
+            outcome = await self._fill_once(spec, slot, name, generation, task_status)
             self._router.notify()
             if self._stopping:
                 return
-            if retired is None:
-                decision = after_death(
-                    slot.restart_times,
-                    time.monotonic(),
-                    max_restarts=self.spec.max_restarts,
-                    window_s=self.spec.restart_window_s,
-                )
-                slot.restart_times = decision.recent
-                if decision.give_up:
-                    state.failed = (
-                        f"instance {name} died {len(decision.recent)} times within "
-                        f"{self.spec.restart_window_s:g} s; last: {info.reason}"
-                    )
-                    self._events.publish(
-                        FunctionFailedEvent(
-                            at=time.time(),
-                            function=spec.name,
-                            restarts=slot.restarts,
-                            reason=state.failed,
-                        )
-                    )
-                    self._router.notify()
-                    self._save()
-                    return
-                backoff = decision.backoff_s
-            else:
-                backoff = 0.0
-            slot.restarts += 1
             generation += 1
+            if isinstance(outcome, EngineUnreachable):
+                # Not the function's doing: wait for the engine (bounded; past
+                # the bound the deployment ends and this task is cancelled).
+                slot.phase = "engine-unreachable"
+                assert self._tg is not None
+                await self._outage.ride_out(self._tg, outcome)
+                continue
+            info, cause = outcome
+            slot.ends[cause] = slot.ends.get(cause, 0) + 1
+            slot.last_exit = info.reason
+            decision = after_death(slot.crashes, time.monotonic(), cause, self._policy)
+            slot.crashes = decision.history
+            if decision.give_up:
+                crashes = len(decision.history.recent)
+                state.failed = (
+                    f"instance {name} crashed {crashes} time{'s' if crashes != 1 else ''} within "
+                    f"{self.spec.restart_window_s:g} s (max_restarts={self.spec.max_restarts}); "
+                    f"last: {info.reason}"
+                )
+                slot.phase = "failed"
+                self._events.publish(
+                    FunctionFailedEvent(
+                        at=time.time(),
+                        function=spec.name,
+                        restarts=slot.restarts,
+                        reason=state.failed,
+                    )
+                )
+                self._router.notify()
+                self._save()
+                return
+            slot.restarts += 1
+            slot.phase = "backoff" if decision.backoff_s > 0 else "starting"
+            slot.retry_at = time.time() + decision.backoff_s
             self._events.publish(
                 InstanceRestarted(
                     at=time.time(),
                     function=spec.name,
                     instance=name,
                     attempt=slot.restarts,
-                    backoff_s=backoff,
+                    backoff_s=decision.backoff_s,
+                    reason=info.reason,
+                    retry_at=slot.retry_at,
                 )
             )
-            await anyio.sleep(backoff)
+            self._save()
+            await anyio.sleep(decision.backoff_s)
+
+    async def _fill_once(
+        self,
+        spec: FunctionSpec,
+        slot: Slot,
+        name: str,
+        generation: int,
+        task_status: TaskStatus[None],
+    ) -> tuple[ExitInfo, Cause] | EngineUnreachable:
+        """One container in this position, from creation to its end, and how it ended.
+
+        At the first start (generation 0) failures raise: they fail the
+        deployment's start. Later, the engine going away is returned, not raised.
+        """
+        started = time.monotonic()
+        created: list[str] = []  # container ids, to remove if the engine goes away first
+        try:
+            async with open_instance(
+                self.engine,
+                spec,
+                slot.index,
+                self._contexts[spec.name],
+                self._session,
+                generation=generation,
+                host_port=slot.host_port,
+                on_created=created.append,
+            ) as instance:
+                try:
+                    await self._measure(instance, slot.index)
+                except (EngineError, SamplingError) as exc:
+                    if isinstance(exc, EngineUnreachable):
+                        raise
+                    # It died right after it was ready: its end is what follows.
+                    self._log.warning("sampler.not_started", instance=name, error=str(exc))
+                slot.instance = instance
+                slot.host_port = instance.host_port
+                slot.phase = "ready"
+                self._router.notify()
+                self._events.publish(
+                    InstanceReady(
+                        at=time.time(),
+                        function=spec.name,
+                        instance=name,
+                        container_id=instance.container_id,
+                        url=instance.sebs_url,
+                        start_s=round(time.monotonic() - started, 4),
+                    )
+                )
+                self._save()
+                if generation == 0:
+                    task_status.started()
+                try:
+                    info = await instance.wait_exit()
+                finally:
+                    slot.instance = None
+                    retired = instance.retired_because
+                    during_call = instance.died_in_call or instance.in_flight > 0
+                cause = cause_of(
+                    retired=retired is not None,
+                    during_invocation=during_call,
+                    exit_code=info.exit_code,
+                    oom_killed=info.oom_killed,
+                )
+                self._events.publish(
+                    InstanceExited(
+                        at=time.time(),
+                        function=spec.name,
+                        instance=name,
+                        container_id=instance.container_id,
+                        exit_code=info.exit_code,
+                        oom_killed=info.oom_killed,
+                        expected=retired is not None or self._stopping,
+                        reason=retired or info.reason,
+                        during_invocation=during_call,
+                        cause="" if self._stopping else cause,
+                    )
+                )
+                return info, cause
+        except InstanceStartError as exc:
+            if generation == 0:
+                raise
+            return ExitInfo(-1, False, f"restart failed: {exc}"), "crash"
+        except EngineError as exc:
+            if generation == 0 and slot.host_port is None:
+                raise  # still starting: the start fails with the engine's error
+            if isinstance(exc, EngineUnreachable) or not await self._outage.answers():
+                self._leftovers.extend(created)
+                return exc if isinstance(exc, EngineUnreachable) else self._outage.lost(exc)
+            # An engine that answers but refuses (a daemon shutting down does).
+            return ExitInfo(-1, False, f"the engine refused: {exc}"), "engine"
 
     async def _measure(self, instance: Instance, index: int) -> None:
         """Start the Sampler actor of a fresh container (when sampling is on)."""
@@ -521,57 +635,118 @@ class Deployment:
 
     # -- stopping ------------------------------------------------------------
 
-    async def stop(self, stats_path: str | Path | None = None) -> MemoryReport | None:
+    async def stop(
+        self, stats_path: str | Path | None = None, *, ended_reason: str | None = None
+    ) -> MemoryReport | None:
         """Stop everything; write memory statistics to ``stats_path`` when given.
 
         Kernel peaks are read while the containers still exist, sampling is
         drained, then the instances are stopped (concurrently) and removed.
-        Returns the typed memory report (None when sampling was off). A
-        second call returns the first call's report and writes nothing.
+        Returns the typed memory report (None when sampling was off). Calls
+        made while a stop runs wait for it; later calls return its report and
+        write nothing. ``ended_reason`` marks a deployment that ends on its own
+        (its report is incomplete, its state "ended").
         """
-        if self._stopped is not None:
-            return self._stopped.report
+        # Shielded before the lock too: acquiring a lock is a cancellation
+        # point, and a cancelled run (Ctrl-C) must still stop in order.
         with anyio.CancelScope(shield=True):
-            self._stopping = True
-            async with anyio.create_task_group() as tg:
-                for measurement in self._measurements:
-                    tg.start_soon(measurement.finish, self._sampler)
+            async with self._stop_lock:
+                if self._stopped is None:
+                    await self._stop(stats_path, ended_reason)
+        return self._stopped.report if self._stopped is not None else None
+
+    async def _stop(self, stats_path: str | Path | None, ended_reason: str | None) -> None:
+        self._stopping = True
+        if ended_reason is None and self._outage.since is not None:
+            # What the engine holds cannot be removed now: the next `stop` does it.
+            ended_reason = f"stopped while {self._outage.describe()}"
+        self.ended_reason = ended_reason
+        async with anyio.create_task_group() as tg:
+            for measurement in self._measurements:
+                tg.start_soon(measurement.finish, self._sampler)
+        for state in self._functions.values():
+            for slot in state.slots:
+                slot.scope.cancel()
+        with anyio.move_on_after(self.spec.stop_grace_s + 60):
             for state in self._functions.values():
                 for slot in state.slots:
-                    slot.scope.cancel()
-            with anyio.move_on_after(self.spec.stop_grace_s + 60):
-                for state in self._functions.values():
-                    for slot in state.slots:
-                        await slot.done.wait()
-            if self._sampler is not None:
-                self._sampler_scope.cancel()
-                with anyio.move_on_after(10):
-                    await self._sampler_done.wait()
-            if self._profile is not None:
-                self._profile.close()
-            report = None
-            path = Path(stats_path) if stats_path is not None else None
-            if path is not None and self._sampler is not None:
-                report = await anyio.to_thread.run_sync(
-                    lambda: write_reports(
-                        path,
-                        self.profile_path,
-                        self.id,
-                        [m.record() for m in self._measurements],
-                        sampler_priority=self._sampler.priority if self._sampler else None,
-                    )
-                )
-            elif self._sampler is not None:
-                report = build_report(
+                    await slot.done.wait()
+        if self._sampler is not None:
+            self._sampler_scope.cancel()
+            with anyio.move_on_after(10):
+                await self._sampler_done.wait()
+        if self._profile is not None:
+            self._profile.close()
+        report = None
+        path = Path(stats_path) if stats_path is not None else None
+        if path is not None and self._sampler is not None:
+            report = await anyio.to_thread.run_sync(
+                lambda: write_reports(
+                    path,
+                    self.profile_path,
                     self.id,
                     [m.record() for m in self._measurements],
-                    sampler_priority=self._sampler.priority,
+                    sampler_priority=self._sampler.priority if self._sampler else None,
+                    incomplete_reason=ended_reason,
                 )
-            self._stopped = _StopResult(report, time.time(), str(path) if path else None)
-            self._save()
-            self._events.publish(DeploymentStopped(at=time.time(), deployment=self.id))
-            self._events.close()
-        return report
+            )
+        elif self._sampler is not None:
+            report = build_report(
+                self.id,
+                [m.record() for m in self._measurements],
+                sampler_priority=self._sampler.priority,
+                incomplete_reason=ended_reason,
+            )
+        self._stopped = _StopResult(report, time.time(), str(path) if path else None)
+        self._save()
+        if ended_reason is not None:
+            self._events.publish(
+                DeploymentEnded(at=time.time(), deployment=self.id, reason=ended_reason)
+            )
+        self._events.publish(DeploymentStopped(at=time.time(), deployment=self.id))
+        self._events.close()
+
+    # -- the engine going away -------------------------------------------------
+
+    def _engine_lost(self, since: float, reason: str) -> None:
+        until = since + self.spec.engine_timeout_s
+        self._events.publish(
+            EngineLost(at=since, endpoint=self.engine.endpoint, reason=reason, until=until)
+        )
+        self._router.notify()
+        self._save()
+
+    def _engine_back(self, outage_s: float) -> None:
+        self._events.publish(
+            EngineBack(at=time.time(), endpoint=self.engine.endpoint, outage_s=round(outage_s, 3))
+        )
+        self._save()
+
+    async def _restore_after_outage(self) -> None:
+        """The engine answers again: remove what its restart left, bring back the shared parts.
+
+        Runs while every supervisor waits (none creates anything meanwhile);
+        they recreate their instances once this returns.
+        """
+        for container_id in list(self._leftovers):
+            await self.engine.remove_container(container_id)
+            self._leftovers.remove(container_id)
+        networks = await self.engine.networks_labeled(deployment_filter(self.id))
+        if not any(n.get("Name") == self.network for n in networks):
+            self._log.warning("deployment.network_recreated", network=self.network)
+            await self.engine.create_network(self.network, self._labels)
+        if self.storage is not None:
+            await self.storage.recover()
+            self.storage_info = self.storage.describe()
+        if self.nosql is not None:
+            await self.nosql.recover()
+            self.nosql_info = self.nosql.describe()
+
+    async def _end_after_outage(self, reason: str) -> None:
+        """Past the bound: end the deployment, writing the statistics it has (incomplete)."""
+        stats = self._state_path.with_name("memory_stats.json") if self._state_path else None
+        await self.stop(stats, ended_reason=reason)
+        self.ended.set()
 
     # -- state ---------------------------------------------------------------
 
@@ -591,11 +766,15 @@ class Deployment:
                 interval_ms=self.spec.measure_interval_ms,
                 profile=str(self.profile_path),
                 priority=self._sampler.priority or "",
+                pid=self._sampler.pid,
             )
         stopped = self._stopped
+        status: Status = "stopping" if self._stopping else "running"
+        if stopped:
+            status = "ended" if self.ended_reason else "stopped"
         return DeploymentState(
             id=self.id,
-            status="stopped" if stopped else ("stopping" if self._stopping else "running"),
+            status=status,
             created_at=self._created_at,
             spec=msgspec.to_builtins(self.spec),
             functions=records,
@@ -607,10 +786,14 @@ class Deployment:
             sampling=sampling,
             checkpoint=Checkpoint(
                 at=time.time(),
+                monotonic_ns=time.monotonic_ns(),
+                interval_s=CHECKPOINT_INTERVAL_S,
                 measurements=[msgspec.to_builtins(m.record()) for m in self._measurements],
             ),
             stopped_at=stopped.at if stopped else None,
             stats_path=stopped.stats_path if stopped else None,
+            ended_reason=self.ended_reason if stopped else None,
+            engine_unreachable_since=self._outage.since,
         )
 
     def _save(self) -> None:

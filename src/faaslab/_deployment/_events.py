@@ -13,7 +13,14 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from structlog.typing import FilteringBoundLogger
 
-from .._messages import DeploymentEvent, FunctionFailedEvent, InstanceExited, SamplerLagging
+from .._messages import (
+    DeploymentEnded,
+    DeploymentEvent,
+    EngineLost,
+    FunctionFailedEvent,
+    InstanceExited,
+    SamplerLagging,
+)
 
 __all__ = ("EVENT_BUFFER", "EventHub")
 
@@ -21,7 +28,7 @@ __all__ = ("EVENT_BUFFER", "EventHub")
 EVENT_BUFFER = 1024
 
 #: Events that mean something went wrong: logged as warnings.
-_WARNINGS = InstanceExited | FunctionFailedEvent | SamplerLagging
+_WARNINGS = InstanceExited | FunctionFailedEvent | SamplerLagging | EngineLost | DeploymentEnded
 
 
 class EventHub:
@@ -30,12 +37,18 @@ class EventHub:
     def __init__(self, log: FilteringBoundLogger) -> None:
         self._log = log
         self._subscribers: list[MemoryObjectSendStream[DeploymentEvent]] = []
+        self._closed = False
         #: Events a slow subscriber did not get.
         self.dropped = 0
 
     def subscribe(self) -> MemoryObjectReceiveStream[DeploymentEvent]:
         send, receive = anyio.create_memory_object_stream[DeploymentEvent](EVENT_BUFFER)
-        self._subscribers.append(send)
+        if self._closed:
+            # Nothing will ever be published: an ended stream, and no send
+            # side left for the garbage collector to find unclosed.
+            send.close()
+        else:
+            self._subscribers.append(send)
         return receive
 
     def publish(self, event: DeploymentEvent) -> None:
@@ -57,6 +70,7 @@ class EventHub:
 
     def close(self) -> None:
         """End every subscriber's stream (their ``async for`` loops finish)."""
+        self._closed = True
         for subscriber in self._subscribers:
             subscriber.close()
         self._subscribers.clear()

@@ -67,6 +67,9 @@ async def _sweep(
             log.warning("deployment.swept", deployment=deployment_id, volume=volume["Name"])
             await engine.remove_volume(volume["Name"])
         await engine.remove_network(network_id)
+        # A network recreated after an engine restart has another id.
+        for network in await engine.networks_labeled(label):
+            await engine.remove_network(network["Id"])
     except FaaslabError as exc:
         # Never mask the error that ended the deployment; `faaslab gc` finishes this.
         log.error("deployment.sweep_failed", deployment=deployment_id, error=str(exc))
@@ -79,6 +82,7 @@ async def _open_nosql_for(
     deployment_id: str,
     network: str,
     benchmarks: Mapping[str, SebsBenchmark],
+    labels: Mapping[str, str],
 ) -> AsyncIterator[NoSQL | None]:
     """The NoSQL store when a function needs one or the spec asks for one, else None."""
     needed_by = [name for name, benchmark in benchmarks.items() if benchmark.needs_nosql]
@@ -88,7 +92,13 @@ async def _open_nosql_for(
         return
     tables = deployment_tables(deployment_id, benchmarks)
     async with open_nosql(
-        engine, spec.nosql, kind, deployment_id=deployment_id, network=network, tables=tables
+        engine,
+        spec.nosql,
+        kind,
+        deployment_id=deployment_id,
+        network=network,
+        tables=tables,
+        labels=labels,
     ) as nosql:
         yield nosql
 
@@ -136,10 +146,14 @@ async def open_deployment(
                 deployment_tables(deployment_id, benchmarks)
                 async with (
                     open_storage(
-                        engine, spec.storage, deployment_id=deployment_id, network=network_name
+                        engine,
+                        spec.storage,
+                        deployment_id=deployment_id,
+                        network=network_name,
+                        labels=labels,
                     ) as storage,
                     _open_nosql_for(
-                        engine, spec, deployment_id, network_name, benchmarks
+                        engine, spec, deployment_id, network_name, benchmarks, labels
                     ) as nosql,
                 ):
                     # In the spec's order, so that a one-benchmark deployment's

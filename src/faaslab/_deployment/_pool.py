@@ -1,9 +1,10 @@
 """A deployment's instance positions, per function, and their snapshots (no I/O).
 
 A :class:`Slot` is one instance position: the container serving there now
-(if any), its restart history, the cancel scope of its supervisor, and the
-state file's entry for the last container it held. A :class:`FunctionPool`
-holds a function's slots and counters.
+(if any), its crash history and what it is doing between containers (backing
+off until when, waiting for the engine), the cancel scope of its supervisor,
+and the state file's entry for the last container it held. A
+:class:`FunctionPool` holds a function's slots and counters.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import msgspec
 from .._function import Instance
 from .._spec import FunctionSpec
 from .._state import FunctionRecord, SebsFunctionConfig, SebsTrigger
+from ._restart import CrashHistory
 
 __all__ = (
     "DeploymentStatistics",
@@ -28,10 +30,19 @@ class InstanceStatistics(msgspec.Struct, frozen=True):
     name: str
     container_id: str | None
     url: str | None
+    #: The container's lifecycle state, or between containers: "starting",
+    #: "backoff" (waiting for ``retry_at``), "engine-unreachable", "failed".
     state: str
     calls: int
     in_flight: int
     restarts: int
+    #: Unix time of the next attempt while backing off.
+    retry_at: float | None = None
+    #: How the last container here ended (its death's reason), if one did.
+    last_exit: str | None = None
+    #: Crashes in a row (the backoff's exponent), and all ends by cause.
+    crash_streak: int = 0
+    ends: dict[str, int] = {}
 
 
 class FunctionStatistics(msgspec.Struct, frozen=True):
@@ -47,19 +58,49 @@ class DeploymentStatistics(msgspec.Struct, frozen=True):
     uptime_s: float
     functions: list[FunctionStatistics]
     events_dropped: int
+    #: Unix time the engine stopped answering (None while it answers), and
+    #: until when the deployment waits for it.
+    engine_unreachable_since: float | None = None
+    engine_wait_until: float | None = None
+    #: Outages ridden out so far.
+    engine_outages: int = 0
+    #: Why the deployment ended on its own, once it has.
+    ended_reason: str | None = None
 
 
 class Slot:
     """One instance position of a function: the current container, and its history."""
 
-    __slots__ = ("done", "index", "instance", "record", "restart_times", "restarts", "scope")
+    __slots__ = (
+        "crashes",
+        "done",
+        "ends",
+        "host_port",
+        "index",
+        "instance",
+        "last_exit",
+        "phase",
+        "record",
+        "restarts",
+        "retry_at",
+        "scope",
+    )
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.instance: Instance | None = None
         self.restarts = 0
-        #: Monotonic times of its recent unexpected deaths (``_restart``).
-        self.restart_times: tuple[float, ...] = ()
+        #: Its crashes, for the backoff and the user's bound (``_restart``).
+        self.crashes = CrashHistory()
+        #: Ends by cause ("invocation", "crash", ...), for status.
+        self.ends: dict[str, int] = {}
+        #: What it does while no container serves: "starting", "backoff", ...
+        self.phase = "starting"
+        #: Unix time of the next attempt while backing off.
+        self.retry_at: float | None = None
+        self.last_exit: str | None = None
+        #: The host port of its last container, kept by a replacement after an engine restart.
+        self.host_port: int | None = None
         #: Cancelling it stops this position's supervisor (and its container).
         self.scope = anyio.CancelScope()
         self.done = anyio.Event()
@@ -72,10 +113,14 @@ class Slot:
             name=f"{function}-{self.index}",
             container_id=inst.container_id if inst else None,
             url=inst.sebs_url if inst else None,
-            state=inst.lifecycle.state.value if inst else "restarting",
+            state=inst.lifecycle.state.value if inst else self.phase,
             calls=inst.calls if inst else 0,
             in_flight=inst.in_flight if inst else 0,
             restarts=self.restarts,
+            retry_at=self.retry_at if inst is None else None,
+            last_exit=self.last_exit,
+            crash_streak=self.crashes.streak,
+            ends=dict(self.ends),
         )
 
     def refresh_record(self, spec: FunctionSpec, gone_state: str) -> FunctionRecord | None:
@@ -99,7 +144,9 @@ class Slot:
             )
         elif self.record is not None:
             self.record = msgspec.structs.replace(
-                self.record, state=gone_state, restarts=self.restarts
+                self.record,
+                state=self.phase if gone_state == "restarting" else gone_state,
+                restarts=self.restarts,
             )
         return self.record
 

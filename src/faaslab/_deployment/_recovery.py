@@ -1,10 +1,12 @@
 """Deployments whose owner died: find them, stop them, write what was measured.
 
 A supervisor killed with SIGKILL leaves its containers running and its state
-file behind. ``stop`` then removes every container, network and volume of the
+file behind; a deployment that ended on its own (its engine unreachable past
+the bound) leaves what the engine kept (stopped containers, its network and
+volumes). ``stop`` then removes every container, network and volume of the
 deployment (found by label, not by the possibly stale file) and writes the
-memory statistics from the last checkpoint and the profile file, marked
-incomplete with the time the supervisor was last heard of.
+memory statistics from the last checkpoint completed by the profile file
+(``_aggregate.salvage``), marked incomplete with why and how much is lost.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from .._aggregate import MeasurementRecord, MemoryReport, write_reports
+from .._aggregate import MeasurementRecord, MemoryReport, salvage, write_reports
 from .._backend import Backend, Label, deployment_filter, owner_alive
 from .._state import DeploymentState, write_state
 
@@ -101,26 +103,45 @@ async def remove_deployment(engine: Backend, deployment_id: str) -> int:
 async def stop_orphaned(
     engine: Backend, state: DeploymentState, state_path: Path, stats_path: Path | None
 ) -> MemoryReport | None:
-    """Stop a deployment whose supervisor is gone; write stats from its checkpoint."""
+    """Stop a deployment whose supervisor is gone (or that ended); write what it measured."""
     await remove_deployment(engine, state.id)
     report = None
-    last_heard = state.checkpoint.at if state.checkpoint else state_path.stat().st_mtime
+    checkpoint = state.checkpoint
+    last_heard = checkpoint.at if checkpoint else state_path.stat().st_mtime
     when = dt.datetime.fromtimestamp(last_heard, dt.UTC).isoformat(timespec="seconds")
     if stats_path is not None and state.sampling is not None:
         records = [
             msgspec.convert(m, MeasurementRecord)
-            for m in (state.checkpoint.measurements if state.checkpoint else [])
+            for m in (checkpoint.measurements if checkpoint else [])
         ]
+        profile = Path(state.sampling.profile)
+        completed = salvage(
+            records,
+            profile,
+            checkpoint_ns=checkpoint.monotonic_ns if checkpoint else None,
+            checkpoint_interval_s=checkpoint.interval_s if checkpoint else 1.0,
+        )
+        if state.ended_reason is not None:
+            # It stopped itself in order: nothing was lost on the way.
+            reason = f"the deployment ended on its own: {state.ended_reason}"
+            lost: dict[str, int] = {}
+        else:
+            lost = {c.record.container_id: c.lost_at_most for c in completed}
+            pid = state.supervisor.pid if state.supervisor else "?"
+            reason = (
+                f"the supervisor (pid {pid}) died; statistics are from its last checkpoint "
+                f"at {when} and the {sum(c.from_profile for c in completed)} samples the "
+                f"profile holds after it; lost: at most {max(lost.values(), default=0)} "
+                "samples per container (taken after the last one stored)"
+            )
         report = write_reports(
             stats_path,
-            Path(state.sampling.profile),
+            profile,
             state.id,
-            records,
+            [c.record for c in completed],
             sampler_priority=state.sampling.priority or None,
-            incomplete_reason=(
-                f"the supervisor (pid {state.supervisor.pid if state.supervisor else '?'}) "
-                f"died; statistics are from its last checkpoint at {when}"
-            ),
+            incomplete_reason=reason,
+            lost=lost,
         )
     write_state(
         state_path,

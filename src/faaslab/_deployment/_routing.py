@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 import anyio
@@ -57,8 +57,20 @@ class Router:
             self._changed.set()
             self._changed = anyio.Event()
 
-    async def acquire(self, function: str, candidates: Sequence[C | None], timeout: float) -> C:
-        chosen = pick(candidates)
+    async def acquire(
+        self,
+        function: str,
+        candidates: Sequence[C | None] | Callable[[], Sequence[C | None]],
+        timeout: float,
+    ) -> C:
+        """A free instance, waiting up to ``timeout``.
+
+        ``candidates`` may be a function returning the instances now: a
+        position refilled while we wait (a replaced container) holds a new
+        instance, which a list taken before waiting would not show.
+        """
+        current = candidates if callable(candidates) else lambda: candidates
+        chosen = pick(current())
         if chosen is not None:
             return chosen
         self._waiting += 1
@@ -66,12 +78,12 @@ class Router:
             with anyio.move_on_after(timeout):
                 while True:
                     await self._changed.wait()
-                    chosen = pick(candidates)
+                    chosen = pick(current())
                     if chosen is not None:
                         return chosen
         finally:
             self._waiting -= 1
         raise InvocationTimeout(
             f"{function}: no instance was free within {timeout:g} s "
-            f"({len(candidates)} instance(s), all busy or restarting)"
+            f"({len(current())} instance(s), all busy or restarting)"
         )

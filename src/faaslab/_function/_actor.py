@@ -1,16 +1,26 @@
 """The Function actor: one container serving one function instance.
 
-``open_instance`` creates the container (labels, limits, hardened, port
-published on 127.0.0.1 only), starts it and waits until ``/alive`` answers
-while watching for an early exit; it yields an :class:`Instance` that serves
-invocations, and on exit (normal, error or cancellation) stops and removes
-the container under a shielded scope with a bounded ladder.
+``open_instance`` creates the container (labels, limits, port published on
+127.0.0.1 only, the sandbox below), starts it and waits until ``/alive``
+answers while watching for an early exit; it yields an :class:`Instance`
+that serves invocations, and on exit (normal, error or cancellation) stops
+and removes the container under a shielded scope with a bounded ladder.
+
+The sandbox, as AWS Lambda's execution environment, for every runtime image
+alike: the unprivileged ``FUNCTION_USER``, a read-only root filesystem, a
+writable ``/tmp`` tmpfs of ``spec.tmp_mb`` (counted against the memory
+limit, as tmpfs pages are), the code mounted read-only, no capabilities,
+``no-new-privileges``, the engine's default seccomp profile, a PIDs limit,
+and a Docker health check on ``GET /alive`` (a bash ``/dev/tcp`` probe:
+bash is the one tool every Debian-based runtime image has, and it costs
+~1 MB where a Python probe costs ~9 MB in the measured cgroup).
 """
 
 from __future__ import annotations
 
+import signal
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +29,18 @@ import anyio
 import msgspec
 import structlog
 
-from .._backend import Backend, Label
-from .._errors import FaaslabError, InstanceLost, InstanceStartError, InvocationTimeout
+from .._backend import FUNCTION_USER, Backend, Label, hardened_host_config, healthcheck
+from .._errors import (
+    EngineError,
+    EngineUnreachable,
+    FaaslabError,
+    InstanceLost,
+    InstanceStartError,
+    InvocationTimeout,
+)
 from .._spec import FunctionSpec
 from ._http_times import HttpTimes, end_timing, timing
-from ._invocation import Invocation, RuntimeAnswer
+from ._invocation import Invocation, RuntimeAnswer, explain_sandbox
 from ._lifecycle import InstanceState, Lifecycle
 
 if TYPE_CHECKING:
@@ -74,21 +91,42 @@ class InstanceContext(msgspec.Struct, frozen=True, kw_only=True):
     code: str | None = None
 
 
+#: The health probe: ``GET /alive`` over bash's /dev/tcp, healthy on a 200 status line.
+_ALIVE_PROBE = (
+    f"exec 3<>/dev/tcp/127.0.0.1/{CONTAINER_PORT} && "
+    'printf "GET /alive HTTP/1.0\\r\\n\\r\\n" >&3 && '
+    'read -r -t 4 line <&3 && [[ $line == "HTTP/1."?" 200 "* ]]'
+)
+
+
 def container_config(
-    spec: FunctionSpec, instance: str, ctx: InstanceContext, generation: int
+    spec: FunctionSpec,
+    instance: str,
+    ctx: InstanceContext,
+    generation: int,
+    host_port: int | None = None,
 ) -> dict[str, Any]:
-    """The engine's create-container body for one instance (pure, testable)."""
+    """The engine's create-container body for one instance (pure, testable).
+
+    ``host_port`` asks for that port on 127.0.0.1 (a replacement keeping its
+    predecessor's); None lets the engine pick a free one.
+    """
     env = {
+        # Caches of libraries that write under $HOME (matplotlib, numba, ...)
+        # land in the one writable place.
+        "HOME": "/tmp",
         **ctx.env,
         **spec.env,
         "FAASLAB_INSTANCE": instance,
         "FAASLAB_PORT": str(CONTAINER_PORT),
         "FAASLAB_FUNCTION": spec.name,
         "FAASLAB_CONCURRENCY": str(spec.concurrency),
+        "FAASLAB_TMP_MB": str(spec.tmp_mb),
     }
-    memory = spec.memory_mb * 1024 * 1024
+    host = hardened_host_config(memory_mb=spec.memory_mb, cpus=spec.cpus, tmp_mb=spec.tmp_mb)
     return {
         "Image": ctx.image,
+        "User": FUNCTION_USER,
         "Env": [f"{k}={v}" for k, v in env.items()],
         "Labels": {
             **ctx.labels,
@@ -99,19 +137,20 @@ def container_config(
             "faaslab.generation": str(generation),
         },
         "ExposedPorts": {f"{CONTAINER_PORT}/tcp": {}},
+        "Healthcheck": healthcheck(
+            ["bash", "-c", _ALIVE_PROBE], start_period_s=ctx.start_timeout_s
+        ),
         "HostConfig": {
+            **host,
             "Binds": [f"{ctx.code or spec.code_path}:/function/function:ro", *ctx.binds],
             # Only on loopback, on a port the engine picks: nothing outside
             # this machine can reach a function, and parallel runs never clash.
-            "PortBindings": {f"{CONTAINER_PORT}/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
+            "PortBindings": {
+                f"{CONTAINER_PORT}/tcp": [
+                    {"HostIp": "127.0.0.1", "HostPort": str(host_port) if host_port else ""}
+                ]
+            },
             "NetworkMode": ctx.network,
-            "Memory": memory,
-            "MemorySwap": memory,  # no swap: over the limit is an OOM kill, as on a cloud
-            "NanoCpus": int(spec.cpus * 1e9),
-            "PidsLimit": 1024,
-            "Privileged": False,
-            "SecurityOpt": ["no-new-privileges"],
-            "CapDrop": ["ALL"],
             "Init": False,
         },
         "NetworkingConfig": {
@@ -146,6 +185,8 @@ class Instance:
         self.start_s = 0.0
         #: Set when faaslab itself ends the container (timeout, stop): not a crash.
         self.retired_because: str | None = None
+        #: Set when the container died under a call (the crash policy's "invocation").
+        self.died_in_call = False
         #: The Sampler actor's per-call memory hooks, when sampling is on
         #: (:meth:`attach_memory`, once the container's Sampler runs).
         self.memory: Sampler | None = None
@@ -203,6 +244,8 @@ class Instance:
                     "(the instance is replaced, as a cloud platform would)"
                 ) from None
             except aiohttp.ClientError as exc:
+                # Before anything else: the supervisor may see the exit first.
+                self.died_in_call = True
                 raise await self._lost(exc) from exc
             finally:
                 end_timing(token)
@@ -232,7 +275,7 @@ class Instance:
             client_receive=client_receive,
             latency_s=latency,
             output=answer.result.output if answer.result is not None else None,
-            error=answer.error,
+            error=explain_sandbox(answer.error, self.spec.tmp_mb),
             http_connect_s=http.connected_s,
             http_first_byte_s=http.first_byte_s,
         )
@@ -277,13 +320,22 @@ class Instance:
 
 
 def describe_exit(state: Mapping[str, Any], memory_mb: int) -> ExitInfo:
-    """An ExitInfo from the engine's ``State`` of an exited container."""
+    """An ExitInfo from the engine's ``State`` of an exited container.
+
+    The cause in words: out of memory, a signal (exit 128 + n), or the exit code.
+    """
     code = int(state.get("ExitCode", -1))
     oom = bool(state.get("OOMKilled", False))
     if oom:
         reason = f"OOM-killed: it went over its memory limit of {memory_mb} MB (exit {code})"
-    elif code == 137:
-        reason = "killed (SIGKILL, exit 137)"
+    elif 128 < code < 128 + signal.NSIG:
+        try:
+            name = signal.Signals(code - 128).name
+        except ValueError:
+            name = f"signal {code - 128}"
+        reason = f"killed by {name} (exit {code})"
+    elif code == 0:
+        reason = "exited with code 0 (the runtime's answer to SIGTERM: stopped from outside)"
     else:
         reason = f"exited with code {code}"
     return ExitInfo(code, oom, reason)
@@ -306,6 +358,12 @@ async def _wait_alive(session: aiohttp.ClientSession, url: str, deadline: float)
     return False
 
 
+def _port_taken(exc: EngineError) -> bool:
+    """Whether the engine refused a start because the host port is in use."""
+    text = str(exc).lower()
+    return "port is already allocated" in text or "address already in use" in text
+
+
 def _host_port(data: Mapping[str, Any]) -> int:
     ports = ((data.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{CONTAINER_PORT}/tcp")
     for binding in ports or []:
@@ -324,8 +382,17 @@ async def open_instance(
     *,
     generation: int = 0,
     name: str | None = None,
+    host_port: int | None = None,
+    on_created: Callable[[str], None] | None = None,
 ) -> AsyncIterator[Instance]:
-    """Create, start and wait for one instance; stop and remove it on exit."""
+    """Create, start and wait for one instance; stop and remove it on exit.
+
+    ``host_port`` asks for that host port (a replacement keeping its
+    predecessor's, after an engine restart); when it is taken the engine
+    picks another. ``on_created`` learns each container id as soon as the
+    engine made it (what to remove if the engine goes away before we can).
+    """
+    created_hook = on_created or (lambda _: None)
     name = name or f"{spec.name}-{index}"
     container_name = f"faaslab-{ctx.deployment_id}-{name}" + (
         f"-r{generation}" if generation else ""
@@ -338,10 +405,25 @@ async def open_instance(
         # engine, and then we would not know the id of what we must remove.
         with anyio.CancelScope(shield=True), anyio.fail_after(REMOVE_BOUND_S):
             container_id = await engine.create_container(
-                container_config(spec, name, ctx, generation), name=container_name
+                container_config(spec, name, ctx, generation, host_port), name=container_name
             )
+        created_hook(container_id)
         lifecycle.to(InstanceState.STARTING)
-        await engine.start_container(container_id)
+        try:
+            await engine.start_container(container_id)
+        except EngineError as exc:
+            if host_port is None or not _port_taken(exc):
+                raise
+            # The port was taken meanwhile: any free port will do.
+            log.info("instance.port_taken", instance=name, port=host_port, error=str(exc))
+            with anyio.CancelScope(shield=True), anyio.fail_after(REMOVE_BOUND_S):
+                await engine.remove_container(container_id)
+                container_id = ""
+                container_id = await engine.create_container(
+                    container_config(spec, name, ctx, generation), name=container_name
+                )
+            created_hook(container_id)
+            await engine.start_container(container_id)
         data = await engine.inspect_container(container_id)
         if data is None:
             raise InstanceStartError(f"{name}: its container vanished right after start")
@@ -406,9 +488,16 @@ async def _teardown(
             await engine.stop_container(container_id, ctx.stop_grace_s)
             if ctx.remove:
                 await engine.remove_container(container_id)
+    except EngineUnreachable as exc:
+        # Nothing to retry against: the deployment removes it once the engine
+        # answers again (or `faaslab stop` / `gc` does).
+        log.warning("instance.teardown_skipped", container=container_id[:12], error=str(exc))
     except (FaaslabError, TimeoutError) as exc:
         log.warning("instance.teardown_retry", container=container_id[:12], error=str(exc))
-        with anyio.move_on_after(REMOVE_BOUND_S):
-            await engine.remove_container(container_id)
+        try:
+            with anyio.move_on_after(REMOVE_BOUND_S):
+                await engine.remove_container(container_id)
+        except EngineUnreachable as again:
+            log.warning("instance.teardown_skipped", container=container_id[:12], error=str(again))
     if lifecycle.can(InstanceState.STOPPED):
         lifecycle.to(InstanceState.STOPPED)

@@ -1,4 +1,11 @@
-"""One invocation's record, and decoding the runtime's HTTP answer."""
+"""One invocation's record, decoding the runtime's HTTP answer, and sandbox hints.
+
+A handler that writes outside ``/tmp`` meets the sandbox (a read-only root
+filesystem, as on AWS Lambda) and fails with the kernel's words, whatever
+its language: Python's ``[Errno 30] Read-only file system: '/x'``, Node's
+``EROFS: read-only file system, open '/x'``. :func:`explain_sandbox` adds
+why, on the host side, so every runtime image gets the same explanation.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,10 @@ from typing import Any
 
 import msgspec
 
-__all__ = ("Invocation", "RemoteError", "RuntimeAnswer")
+__all__ = ("Invocation", "RemoteError", "RuntimeAnswer", "explain_sandbox")
+
+#: The one writable place of a function container.
+WRITABLE = "/tmp"
 
 
 class RemoteError(msgspec.Struct, frozen=True):
@@ -70,3 +80,24 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def explain_sandbox(error: RemoteError | None, tmp_mb: int) -> RemoteError | None:
+    """The handler's error with the sandbox's reason added, when the sandbox refused it."""
+    if error is None:
+        return None
+    text = error.message.lower()
+    if "read-only file system" in text:
+        hint = (
+            " (faaslab runs functions as AWS Lambda does: as an unprivileged user on a "
+            f"read-only root filesystem, the code mounted read-only; only {WRITABLE} is "
+            "writable, and SeBS's benchmarks write only there)"
+        )
+    elif "no space left on device" in text:  # /tmp is the only writable filesystem
+        hint = (
+            f" ({WRITABLE} holds {tmp_mb} MB, the function's tmp_mb, as Lambda's ephemeral "
+            "storage; it is a tmpfs, so what it holds also counts against the memory limit)"
+        )
+    else:
+        return error
+    return msgspec.structs.replace(error, message=error.message + hint)

@@ -25,6 +25,7 @@ from pathlib import Path
 import anyio
 
 from .._backend import (
+    FUNCTION_USER,
     Backend,
     BuildProgress,
     ImageStatus,
@@ -77,6 +78,7 @@ ENV FAASLAB_NODE_GLOBAL={GLOBAL_MODULES} NODE_PATH={GLOBAL_MODULES} \
     AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE=1
 WORKDIR /function
 EXPOSE 8080
+USER {FUNCTION_USER}
 ENTRYPOINT ["node", "/opt/faaslab/server.js"]
 """
 

@@ -4,7 +4,9 @@ The project directory (``package.json`` and what else npm reads of a project)
 is mounted read-write as the container's working directory, and
 ``node_modules`` appears in it. npm gets the host's configuration
 (``_npmconfig``), a bridge network of its own, the host user, no
-capabilities; the container and its network are removed whatever happens.
+capabilities, a read-only root with a tmpfs ``/tmp`` (its HOME), limits and
+a liveness health check (``_backend._hardening``); the container and its
+network are removed whatever happens.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._backend import Backend, Label, run_to_exit
+from .._backend import Backend, Label, hardened_host_config, healthcheck, run_to_exit
 from ._cache import check_install
 from ._npmconfig import NpmSettings
 
 __all__ = ("npm_install",)
 
 CONTAINER_TARGET = "/faaslab/target"
+#: The installer's limits: generous (a tree like aws-sdk's unpacks to ~100 MB), but bounded.
+NPM_MEMORY_MB = 4096
+NPM_CPUS = 2.0
+NPM_TMP_MB = 1024
 
 
 def _npm_container(
@@ -39,12 +45,15 @@ def _npm_container(
         "WorkingDir": CONTAINER_TARGET,
         "Env": [f"{k}={v}" for k, v in settings.env().items()],
         "Labels": {Label.DEPLOYMENT: f"npm-{key[:12]}", Label.ROLE: role},
+        # npm is a batch job with no server to probe: the check says it still runs.
+        "Healthcheck": healthcheck(
+            ["bash", "-c", "kill -0 1"], interval_s=10.0, start_period_s=10.0
+        ),
         "HostConfig": {
+            # HOME is /tmp (``_npmconfig``): npm's cache and temporary files
+            # go to the tmpfs, so it is sized for a large tree's tarballs.
+            **hardened_host_config(memory_mb=NPM_MEMORY_MB, cpus=NPM_CPUS, tmp_mb=NPM_TMP_MB),
             "Binds": [f"{staging}:{CONTAINER_TARGET}:rw", *settings.binds()],
-            "Privileged": False,
-            "SecurityOpt": ["no-new-privileges"],
-            "CapDrop": ["ALL"],
-            "PidsLimit": 1024,
         },
     }
 

@@ -8,6 +8,8 @@
   storage and nosql helpers (``runtimes/python/``) and what SeBS's image adds
   with pip (``minio``, ``cffi``), installed by the host's pip for the image's
   platform so no container ever needs the network.
+  It runs as the unprivileged ``FUNCTION_USER`` (every file it needs is
+  world-readable: the build context's modes are 0644/0755).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import anyio
 
 from .._backend import (
+    FUNCTION_USER,
     Backend,
     BuildProgress,
     ImageStatus,
@@ -103,6 +106,7 @@ COPY {" ".join(RUNTIME_FILES)} /opt/faaslab/
 ENV PYTHONPATH=/opt/faaslab/lib PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /function
 EXPOSE 8080
+USER {FUNCTION_USER}
 ENTRYPOINT ["python3", "/opt/faaslab/server.py"]
 """
 

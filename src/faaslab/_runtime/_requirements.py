@@ -9,9 +9,12 @@ read-only at ``/function/.python_packages`` in function containers.
 
 What the container's pip gets from the host (index, CA bundle, proxies) is
 decided in ``_pipconfig``. The container is on a bridge network of its own
-(outbound access, never the host network, no other container in reach), runs
-as the host user without capabilities, and is removed afterwards with its
-network whatever happens.
+(outbound access through the engine's NAT; never the host network, nor
+Docker's default ``docker0`` bridge: CIS 5.30), runs as the host user
+without capabilities on a read-only root filesystem (pip's temporary files
+go to the cache entry being built, on disk, not to memory), with memory,
+CPU and PIDs limits and a liveness health check, and is removed afterwards
+with its network whatever happens.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +30,14 @@ from typing import Any
 
 import structlog
 
-from .._backend import Backend, Label, run_to_exit
+from .._backend import (
+    Backend,
+    Label,
+    hardened_host_config,
+    healthcheck,
+    owner_token,
+    run_to_exit,
+)
 from .._errors import ImageMissing, RequirementsError, SpecError
 from .._util import state_dir
 from ._cache import cache_key as _digest
@@ -62,6 +73,11 @@ CONTAINER_TARGET = "/faaslab/target"
 SITE_PACKAGES = Path("lib") / "site-packages"
 #: Written last into a finished cache entry, with what it was built from.
 MARKER = ".faaslab-requirements.json"
+#: The installer's limits: generous (some wheels unpack to gigabytes), but bounded.
+PIP_MEMORY_MB = 4096
+PIP_CPUS = 2.0
+#: pip's temporary files: inside the entry being built (disk), removed before it is committed.
+PIP_TMP = ".pip-tmp"
 
 
 # -- cache --------------------------------------------------------------------
@@ -142,10 +158,20 @@ async def install_requirements(
     return await fill_entry(root, key, MARKER, record, fill)
 
 
+def _pip_labels(key: str) -> dict[str, str]:
+    """The installer's objects: found by `gc`, owned by this process (a live owner is no orphan)."""
+    return {Label.DEPLOYMENT: f"pip-{key[:12]}", Label.ROLE: "pip", Label.OWNER: owner_token()}
+
+
 def _pip_container(
-    requirements: Path, staging: Path, image: str, key: str, settings: PipSettings
+    requirements: Path,
+    staging: Path,
+    image: str,
+    key: str,
+    settings: PipSettings,
 ) -> dict[str, Any]:
     """The engine's create body for the pip container (pure)."""
+    env = {**settings.env(), "TMPDIR": f"{CONTAINER_TARGET}/{PIP_TMP}"}
     return {
         "Image": image,
         "Entrypoint": ["python3"],
@@ -161,9 +187,14 @@ def _pip_container(
         # As the host user: the cache stays the user's to read and delete.
         "User": f"{os.getuid()}:{os.getgid()}",
         "WorkingDir": CONTAINER_REQUIREMENTS,
-        "Env": [f"{k}={v}" for k, v in settings.env().items()],
-        "Labels": {Label.DEPLOYMENT: f"pip-{key[:12]}", Label.ROLE: "pip"},
+        "Env": [f"{k}={v}" for k, v in env.items()],
+        "Labels": _pip_labels(key),
+        # pip is a batch job with no server to probe: the check says it still runs.
+        "Healthcheck": healthcheck(
+            ["bash", "-c", "kill -0 1"], interval_s=10.0, start_period_s=10.0
+        ),
         "HostConfig": {
+            **hardened_host_config(memory_mb=PIP_MEMORY_MB, cpus=PIP_CPUS, tmp_mb=64),
             "Binds": [
                 # The whole directory: `-r other.txt` and `./local-package` resolve.
                 f"{requirements.parent}:{CONTAINER_REQUIREMENTS}:ro",
@@ -172,10 +203,6 @@ def _pip_container(
             ],
             # Outbound access to the index through a bridge network of its own
             # (run_to_exit's own_network); never the host network.
-            "Privileged": False,
-            "SecurityOpt": ["no-new-privileges"],
-            "CapDrop": ["ALL"],
-            "PidsLimit": 1024,
         },
     }
 
@@ -190,12 +217,16 @@ async def _run_pip(
     say: Progress,
     timeout_s: float,
 ) -> None:
-    result = await run_to_exit(
-        engine,
-        _pip_container(requirements, staging, image, key, settings),
-        name=f"faaslab-pip-{key[:12]}-{secrets.token_hex(3)}",
-        timeout_s=timeout_s,
-        on_line=lambda line: say(f"  pip: {line}"),
-        own_network=True,
-    )
+    (staging / PIP_TMP).mkdir()
+    try:
+        result = await run_to_exit(
+            engine,
+            _pip_container(requirements, staging, image, key, settings),
+            name=f"faaslab-pip-{key[:12]}-{secrets.token_hex(3)}",
+            timeout_s=timeout_s,
+            on_line=lambda line: say(f"  pip: {line}"),
+            own_network=True,
+        )
+    finally:
+        shutil.rmtree(staging / PIP_TMP, ignore_errors=True)
     check_install(result, str(requirements), "pip", timeout_s)

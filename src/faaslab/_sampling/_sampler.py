@@ -152,7 +152,12 @@ class Sampler:
         start = time.monotonic()
         k = 0
         while not self._stop_requested:
-            value = await engine.memory_usage(self.container_id)
+            try:
+                value = await engine.memory_usage(self.container_id)
+            except EngineError as exc:
+                # The deployment rides the engine's loss out; this container is gone with it.
+                self.end_reason = f"engine error: {exc}"
+                return
             if value is None:
                 self.end_reason = "container gone"
                 return

@@ -6,6 +6,11 @@ authenticated S3 call succeeds while watching for an early exit; the error
 carries the container's last log lines. Leaving the block for any reason
 (cancellation included) removes the container, and the volume unless
 ``keep``, under a shielded, bounded scope.
+
+After its engine restarted (which stops every container), the deployment
+calls :meth:`Storage.recover`: the server is created again on the same
+volume (its data kept), with the same keys and, where it is free, the same
+host port.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import ipaddress
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -44,7 +49,6 @@ log = structlog.get_logger()
 Progress = Callable[[str], None]
 
 
-
 class Storage(S3Client):
     """A deployment's object storage: where it is, its keys, and the host-side client.
 
@@ -67,8 +71,12 @@ class Storage(S3Client):
         volume: str | None = None,
         version: str = "",
         keep: bool = False,
+        recreate: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         super().__init__(host_endpoint, access_key, secret_key, minio)
+        # Creates and starts the server container again on its host port,
+        # waits until it is ready, returns its id: how recover() brings it back.
+        self._recreate = recreate
         self.kind = kind
         self.deployment_id = deployment_id
         self.function_address = function_address
@@ -84,6 +92,19 @@ class Storage(S3Client):
     @property
     def host_endpoint(self) -> str:
         return self.address
+
+    async def recover(self) -> None:
+        """Bring the server back after its engine lost it: same volume, keys, host port.
+
+        The old container (stopped by the engine's restart) is removed first.
+        The host port must be free again: functions do not care
+        (they use ``storage:9000``), but the host's client and the deployment
+        file name it, so a taken port fails the recovery (an EngineError).
+        """
+        if self._recreate is None:
+            return  # external, or nothing faaslab runs
+        self.container_id = await self._recreate()
+        log.info("storage.recovered", deployment=self.deployment_id, port=self.host_port)
 
     @property
     def host_port(self) -> int:
@@ -150,11 +171,13 @@ async def open_storage(
     network: str,
     progress: Progress | None = None,
     command: list[str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Storage | None]:
     """Start or reach the deployment's object storage; yield it (None for kind ``none``).
 
     ``network`` must exist: the server joins it with the alias ``storage``.
-    ``command`` replaces the server's arguments (debugging, tests).
+    ``command`` replaces the server's arguments (debugging, tests). ``labels``
+    (the deployment's owner and state file) go on the container and volume.
     """
     say = progress or (lambda _: None)
     if spec.kind == "none":
@@ -179,33 +202,18 @@ async def open_storage(
     else:
         await engine.require_image(recipe.image)
     name = f"faaslab-{deployment_id}-storage"
-    labels = {Label.DEPLOYMENT: deployment_id, Label.ROLE: "storage"}
+    labels = {**(labels or {}), Label.DEPLOYMENT: deployment_id, Label.ROLE: "storage"}
     bound = log.bind(deployment=deployment_id, kind=recipe.kind)
     started = time.monotonic()
     say(f"starting storage ({recipe.kind} {recipe.version})")
-    config = container_config(
-        recipe, deployment_id=deployment_id, network=network, volume=name, command=command
-    )
-    async with (
-        run_server(
-            engine, name=name, labels=labels, config=config, port=S3_PORT, keep=spec.keep,
-            what="storage",
-        ) as (container_id, port),
-        open_minio(f"127.0.0.1:{port}", access_key, secret_key) as minio,
-    ):  # fmt: skip
-        storage = Storage(
-            minio,
-            kind=recipe.kind,
-            deployment_id=deployment_id,
-            host_endpoint=f"127.0.0.1:{port}",
-            function_address=f"{NETWORK_ALIAS}:{S3_PORT}",
-            access_key=access_key,
-            secret_key=secret_key,
-            container_id=container_id,
-            volume=name,
-            version=recipe.version,
-            keep=spec.keep,
-        )
+
+    def config(host_port: int | None) -> dict[str, Any]:
+        return container_config(
+            recipe, deployment_id=deployment_id, network=network, volume=name,
+            spec=spec, command=command, host_port=host_port, labels=labels,
+        )  # fmt: skip
+
+    async def wait_ready(storage: Storage, container_id: str) -> None:
         await wait_server_ready(
             engine,
             container_id,
@@ -215,10 +223,37 @@ async def open_storage(
             logs_label="storage",
             timeout_s=spec.ready_timeout_s,
         )
-        elapsed = time.monotonic() - started
-        bound.info("storage.ready", endpoint=storage.host_endpoint, start_s=round(elapsed, 3))
-        say(f"storage ready at {storage.host_endpoint} in {elapsed:.1f} s")
-        yield storage
+
+    async with run_server(
+        engine, name=name, labels=labels, config=config, port=S3_PORT, keep=spec.keep,
+        what="storage",
+    ) as server:  # fmt: skip
+
+        async def recreate() -> str:
+            await server.recreate()
+            await wait_ready(storage, server.container_id)
+            return server.container_id
+
+        async with open_minio(f"127.0.0.1:{server.host_port}", access_key, secret_key) as minio:
+            storage = Storage(
+                minio,
+                kind=recipe.kind,
+                deployment_id=deployment_id,
+                host_endpoint=f"127.0.0.1:{server.host_port}",
+                function_address=f"{NETWORK_ALIAS}:{S3_PORT}",
+                access_key=access_key,
+                secret_key=secret_key,
+                container_id=server.container_id,
+                volume=name,
+                version=recipe.version,
+                keep=spec.keep,
+                recreate=recreate,
+            )
+            await wait_ready(storage, server.container_id)
+            elapsed = time.monotonic() - started
+            bound.info("storage.ready", endpoint=storage.host_endpoint, start_s=round(elapsed, 3))
+            say(f"storage ready at {storage.host_endpoint} in {elapsed:.1f} s")
+            yield storage
 
 
 @asynccontextmanager

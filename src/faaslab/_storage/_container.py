@@ -4,7 +4,8 @@ The object store (``_actor``) and the NoSQL store (``_nosql``) each run one
 server container; both wait for it the same way (a real, authenticated API
 call, polled until a deadline while the container's exit is watched) and
 remove it the same way (a clean stop first when the data stays, bounded,
-retried once).
+retried once; skipped, with a warning, when the engine is gone), and both
+come back the same way after the engine restarted (:class:`ServerContainer`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import anyio
 import structlog
 
 from .._backend import Backend
-from .._errors import EngineError, FaaslabError, StorageError
+from .._errors import EngineError, EngineUnreachable, FaaslabError, StorageError
 
 __all__ = (
     "ENGINE_STEP_S",
+    "ServerContainer",
     "published_port",
     "pull_if_missing",
     "remove_server",
@@ -64,38 +66,83 @@ async def pull_if_missing(
         ) from exc
 
 
+class ServerContainer:
+    """A server container run by :func:`run_server`: its id, its host port, and how to redo it.
+
+    ``config(host_port)`` builds the create body; None lets the engine pick
+    the port. :meth:`recreate` is for after the engine restarted (which stops
+    every container): the stopped one is removed and a new one made on the
+    same volume and, where it is free, the same host port, so the address
+    the host's clients and the deployment file name stays right.
+    """
+
+    def __init__(
+        self,
+        engine: Backend,
+        *,
+        name: str,
+        config: Callable[[int | None], Mapping[str, Any]],
+        port: int,
+        what: str,
+    ) -> None:
+        self._engine = engine
+        self._name = name
+        self._config = config
+        self._port = port
+        self._what = what
+        self.container_id = ""
+        self.host_port = 0
+
+    async def create_and_start(self, host_port: int | None = None) -> None:
+        # Shielded: a create cancelled mid-request may still happen on the
+        # engine, and then we would not know what to remove.
+        with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
+            self.container_id = await self._engine.create_container(
+                self._config(host_port), name=self._name
+            )
+        await self._engine.start_container(self.container_id)
+        data = await self._engine.inspect_container(self.container_id)
+        self.host_port = published_port(data, self._port, self._what)
+
+    async def recreate(self) -> None:
+        """The server again after an engine restart: same name, volume and host port."""
+        if self.container_id:  # stopped by the restart; its name is needed again
+            with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
+                await self._engine.remove_container(self.container_id)
+            self.container_id = ""
+        await self.create_and_start(self.host_port or None)
+
+
 @asynccontextmanager
 async def run_server(
     engine: Backend,
     *,
     name: str,
     labels: Mapping[str, str],
-    config: Mapping[str, Any],
+    config: Callable[[int | None], Mapping[str, Any]],
     port: int,
     keep: bool,
     what: str,
-) -> AsyncIterator[tuple[str, int]]:
+) -> AsyncIterator[ServerContainer]:
     """Create the volume ``name`` and the container (``config`` mounts it), start it.
 
-    Yields (container id, loopback host port of ``port``). Leaving the block
-    for any reason removes the container, and the volume unless ``keep``,
-    under a shielded, bounded scope.
+    Yields the :class:`ServerContainer` (id, loopback host port of ``port``).
+    Leaving the block for any reason removes the container (the current one,
+    after a recreate), and the volume unless ``keep``, under a shielded,
+    bounded scope.
     """
     volume_made = False
-    container_id = ""
+    server = ServerContainer(engine, name=name, config=config, port=port, what=what)
     try:
-        # Shielded: a create cancelled mid-request may still happen on the
-        # engine, and then we would not know what to remove.
         with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
             await engine.create_volume(name, labels)
             volume_made = True
-            container_id = await engine.create_container(config, name=name)
-        await engine.start_container(container_id)
-        yield container_id, published_port(await engine.inspect_container(container_id), port, what)
+        await server.create_and_start()
+        yield server
     finally:
         with anyio.CancelScope(shield=True):
             await remove_server(
-                engine, container_id, name if volume_made else None, keep=keep, what=what
+                engine, server.container_id, name if volume_made else None, keep=keep, what=what
             )
 
 
@@ -177,21 +224,31 @@ async def remove_server(
     engine: Backend, container_id: str, volume: str | None, *, keep: bool, what: str
 ) -> None:
     """Remove the container (a clean stop first when the data stays), then the volume."""
-    remove_volume = volume is not None and not keep
+    try:
+        await _remove(engine, container_id, volume if not keep else None, keep=keep, what=what)
+    except EngineUnreachable as exc:
+        # Nothing to retry against: what is left goes with the next `faaslab
+        # stop` (or the deployment's own sweep once the engine answers).
+        log.warning(f"{what}.teardown_skipped", container=container_id[:12], error=str(exc))
+
+
+async def _remove(
+    engine: Backend, container_id: str, volume: str | None, *, keep: bool, what: str
+) -> None:
     try:
         with anyio.fail_after(STOP_GRACE_S + 2 * ENGINE_STEP_S):
             if container_id:
                 if keep:
                     await engine.stop_container(container_id, STOP_GRACE_S)
                 await engine.remove_container(container_id)
-            if remove_volume:
-                assert volume is not None
+            if volume is not None:
                 await engine.remove_volume(volume)
+    except EngineUnreachable:
+        raise
     except (FaaslabError, TimeoutError) as exc:
         log.warning(f"{what}.teardown_retry", container=container_id[:12], error=str(exc))
         with anyio.move_on_after(ENGINE_STEP_S):
             if container_id:
                 await engine.remove_container(container_id)
-            if remove_volume:
-                assert volume is not None
+            if volume is not None:
                 await engine.remove_volume(volume)

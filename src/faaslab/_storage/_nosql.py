@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -69,8 +69,12 @@ class NoSQL(NoSQLClient):
         container_id: str,
         volume: str,
         keep: bool,
+        recreate: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         super().__init__(client, endpoint=endpoint, access_key=access_key, secret_key=secret_key)
+        # Creates and starts the server container again on its host port,
+        # waits until it is ready, returns its id: how recover() brings it back.
+        self._recreate = recreate
         self.kind = recipe.kind
         self.version = recipe.version
         self.memory_mb = recipe.memory_mb
@@ -83,6 +87,18 @@ class NoSQL(NoSQLClient):
     @property
     def host_port(self) -> int:
         return int(self.endpoint.rpartition(":")[2])
+
+    async def recover(self) -> None:
+        """Bring the server back after its engine lost it: same volume, keys, host port.
+
+        dynalite keeps its tables in the volume (``--path``), so they and
+        their items are there again; a taken host port fails the recovery
+        (an EngineError), as for the object store.
+        """
+        if self._recreate is None:
+            return
+        self.container_id = await self._recreate()
+        log.info("nosql.recovered", kind=self.kind, port=self.host_port)
 
     def tables_of(self, benchmark: str) -> list[NoSQLTable]:
         return [table for table in self.tables if table.benchmark == benchmark]
@@ -172,11 +188,13 @@ async def open_nosql(
     tables: list[NoSQLTable] | None = None,
     progress: Progress | None = None,
     command: list[str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> AsyncIterator[NoSQL]:
     """Start the deployment's NoSQL server of ``kind`` (dynalite, scylladb), create ``tables``.
 
     ``network`` must exist: the server joins it with the alias ``nosql``.
-    ``command`` replaces the server's arguments (debugging, tests).
+    ``command`` replaces the server's arguments (debugging, tests). ``labels``
+    (the deployment's owner and state file) go on the container and volume.
     """
     say = progress or (lambda _: None)
     recipe = (scylladb_recipe if kind == "scylladb" else dynalite_recipe)(spec)
@@ -193,29 +211,17 @@ async def open_nosql(
         await engine.require_image(recipe.image)
     access_key, secret_key = secrets.token_hex(10), secrets.token_hex(20)
     name = f"faaslab-{deployment_id}-nosql"
-    labels = {Label.DEPLOYMENT: deployment_id, Label.ROLE: "nosql"}
+    labels = {**(labels or {}), Label.DEPLOYMENT: deployment_id, Label.ROLE: "nosql"}
     started = time.monotonic()
     say(f"starting nosql ({recipe.kind} {recipe.version})")
-    config = nosql_container_config(
-        recipe, deployment_id=deployment_id, network=network, volume=name, command=command
-    )
-    async with (
-        run_server(
-            engine, name=name, labels=labels, config=config, port=NOSQL_PORT, keep=spec.keep,
-            what="nosql",
-        ) as (container_id, port),
-        open_dynamodb(f"127.0.0.1:{port}", access_key, secret_key) as client,
-    ):  # fmt: skip
-        nosql = NoSQL(
-            client,
-            recipe=recipe,
-            endpoint=f"127.0.0.1:{port}",
-            access_key=access_key,
-            secret_key=secret_key,
-            container_id=container_id,
-            volume=name,
-            keep=spec.keep,
-        )
+
+    def config(host_port: int | None) -> dict[str, Any]:
+        return nosql_container_config(
+            recipe, deployment_id=deployment_id, network=network, volume=name,
+            command=command, host_port=host_port, labels=labels,
+        )  # fmt: skip
+
+    async def wait_ready(nosql: NoSQL, container_id: str) -> None:
         await wait_server_ready(
             engine,
             container_id,
@@ -225,6 +231,32 @@ async def open_nosql(
             logs_label="nosql",
             timeout_s=spec.ready_timeout_s,
         )
+
+    async with (
+        run_server(
+            engine, name=name, labels=labels, config=config, port=NOSQL_PORT, keep=spec.keep,
+            what="nosql",
+        ) as server,
+        open_dynamodb(f"127.0.0.1:{server.host_port}", access_key, secret_key) as client,
+    ):  # fmt: skip
+
+        async def recreate() -> str:
+            await server.recreate()
+            await wait_ready(nosql, server.container_id)
+            return server.container_id
+
+        nosql = NoSQL(
+            client,
+            recipe=recipe,
+            endpoint=f"127.0.0.1:{server.host_port}",
+            access_key=access_key,
+            secret_key=secret_key,
+            container_id=server.container_id,
+            volume=name,
+            keep=spec.keep,
+            recreate=recreate,
+        )
+        await wait_ready(nosql, server.container_id)
         await nosql.create_tables(tables or [])
         elapsed = time.monotonic() - started
         log.info(

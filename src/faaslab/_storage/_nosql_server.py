@@ -20,11 +20,12 @@ alike), so a server that enforced keys would refuse them: neither does.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
-from .._backend import Label
+from .._backend import Label, hardened_host_config, healthcheck
 from .._errors import SpecError
 from .._spec import NoSQLSpec
 from ._nosql_image import DYNALITE_VERSION, nosql_image
@@ -183,43 +184,47 @@ def nosql_container_config(
     network: str,
     volume: str,
     command: list[str] | None = None,
+    host_port: int | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The engine's create-container body for the NoSQL server (pure, testable).
 
-    ``command`` replaces the recipe's arguments (debugging, tests).
+    ``command`` replaces the recipe's arguments (debugging, tests);
+    ``host_port`` asks for that host port (the server recreated after an
+    engine restart keeps its address); ``labels`` (the deployment's owner and
+    state file) go beside faaslab's own.
     """
-    memory = recipe.memory_mb * 1024 * 1024
     host: dict[str, Any] = {
+        **hardened_host_config(
+            memory_mb=recipe.memory_mb,
+            cpus=recipe.cpus,
+            tmp_mb=16 if recipe.hardened else None,
+            read_only=recipe.hardened,
+        ),
         "Binds": [f"{volume}:{recipe.data_dir}"],
-        "PortBindings": {f"{NOSQL_PORT}/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
+        "PortBindings": {
+            f"{NOSQL_PORT}/tcp": [
+                {"HostIp": "127.0.0.1", "HostPort": str(host_port) if host_port else ""}
+            ]
+        },
         "NetworkMode": network,
-        "Privileged": False,
-        "SecurityOpt": ["no-new-privileges"],
-        "PidsLimit": 1024,
-        "Memory": memory,
-        "MemorySwap": memory,
-        "NanoCpus": int(recipe.cpus * 1e9),
     }
-    if recipe.hardened:
-        host.update(
-            CapDrop=["ALL"], ReadonlyRootfs=True, Tmpfs={"/tmp": "rw,nosuid,nodev,size=16m"}
-        )
-    second = 1_000_000_000
+    if not recipe.hardened:
+        del host["CapDrop"]  # its supervisord switches users: the engine's default set
     return {
         "Image": recipe.image,
         "Cmd": list(command if command is not None else recipe.command),
         "Labels": {
+            **(labels or {}),
             Label.DEPLOYMENT: deployment_id,
             Label.ROLE: "nosql",
             "faaslab.nosql": recipe.kind,
         },
         "ExposedPorts": {f"{NOSQL_PORT}/tcp": {}},
+        # The recipe's test is a whole Docker ``Test`` (``CMD`` or ``CMD-SHELL``).
         "Healthcheck": {
+            **healthcheck([], interval_s=10.0, start_period_s=60.0),
             "Test": list(recipe.health),
-            "Interval": 10 * second,
-            "Timeout": 5 * second,
-            "Retries": 3,
-            "StartPeriod": 60 * second,
         },
         "HostConfig": host,
         "NetworkingConfig": {"EndpointsConfig": {network: {"Aliases": [NOSQL_ALIAS]}}},

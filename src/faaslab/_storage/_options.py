@@ -23,6 +23,7 @@ __all__ = (
 ACCESS_KEY_ENV = "FAASLAB_S3_ACCESS_KEY"
 SECRET_KEY_ENV = "FAASLAB_S3_SECRET_KEY"
 
+
 def parse_storage_option(text: str, *, keep: bool = False) -> StorageSpec:
     """The CLI's ``--storage seaweedfs|minio|none|http://HOST:PORT``."""
     value = text.strip()

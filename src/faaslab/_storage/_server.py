@@ -12,7 +12,10 @@ SeaweedFS facts that shape the recipe (``weed mini``, 4.48):
 - its gRPC unix sockets go to ``$TMPDIR`` whatever the flags say, so ``/tmp``
   is a small tmpfs and the root filesystem stays read-only;
 - it runs without any capability (checked: no ``CAP_*`` needed for a
-  root-owned volume on ``/data``).
+  root-owned volume on ``/data``);
+- its S3 port answers ``GET /healthz`` without credentials; no ``weed``
+  subcommand can probe it (they exit 0 whether the server answers or not),
+  so the image carries a static busybox for the health check's ``wget``.
 
 Its master, volume and filer ports listen on the deployment network too
 (``weed mini`` has one bind address for all components; ``-whiteList``
@@ -23,12 +26,14 @@ the credentials anyway.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
-from .._backend import Label
-from ._image import storage_image
+from .._backend import Label, hardened_host_config, healthcheck
+from .._spec import StorageSpec
+from ._image import BUSYBOX_PATH, storage_image
 
 __all__ = (
     "MINIO_IMAGE",
@@ -56,6 +61,8 @@ class ServerRecipe(msgspec.Struct, frozen=True, kw_only=True):
     env: dict[str, str]
     #: Root filesystem read-only, with a tmpfs on /tmp (when the server allows it).
     read_only: bool
+    #: The health check's command, run in the container (Docker's ``CMD`` form).
+    health: list[str]
 
 
 def seaweedfs_recipe(access_key: str, secret_key: str) -> ServerRecipe:
@@ -86,6 +93,16 @@ def seaweedfs_recipe(access_key: str, secret_key: str) -> ServerRecipe:
             "TMPDIR": "/tmp",
         },
         read_only=True,
+        health=[
+            BUSYBOX_PATH,
+            "wget",
+            "-q",
+            "-T",
+            "4",
+            "-O",
+            "/dev/null",
+            f"http://127.0.0.1:{S3_PORT}/healthz",
+        ],
     )
 
 
@@ -98,6 +115,8 @@ def minio_recipe(access_key: str, secret_key: str) -> ServerRecipe:
         env={"MINIO_ROOT_USER": access_key, "MINIO_ROOT_PASSWORD": secret_key},
         # MinIO keeps its own state under /data; its image is not checked read-only here.
         read_only=False,
+        # MinIO's documented container health check.
+        health=["mc", "ready", "local"],
     )
 
 
@@ -107,36 +126,47 @@ def container_config(
     deployment_id: str,
     network: str,
     volume: str,
+    spec: StorageSpec | None = None,
     command: list[str] | None = None,
+    host_port: int | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The engine's create-container body for the storage server (pure, testable).
 
-    ``command`` replaces the recipe's arguments (debugging, tests).
+    ``spec`` gives the memory and CPU limits; ``command`` replaces the
+    recipe's arguments (debugging, tests); ``host_port`` asks for that host
+    port (the server recreated after an engine restart keeps its address).
     """
+    spec = spec or StorageSpec()
     host: dict[str, Any] = {
+        **hardened_host_config(
+            memory_mb=spec.memory_mb,
+            cpus=spec.cpus,
+            tmp_mb=64 if recipe.read_only else None,
+            read_only=recipe.read_only,
+        ),
         "Binds": [f"{volume}:/data"],
         # Only on loopback, on a port the engine picks: nothing outside this
         # machine reaches the storage, and parallel deployments never clash.
-        "PortBindings": {f"{S3_PORT}/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
+        "PortBindings": {
+            f"{S3_PORT}/tcp": [
+                {"HostIp": "127.0.0.1", "HostPort": str(host_port) if host_port else ""}
+            ]
+        },
         "NetworkMode": network,
-        "Privileged": False,
-        "SecurityOpt": ["no-new-privileges"],
-        "CapDrop": ["ALL"],
-        "PidsLimit": 1024,
-        "ReadonlyRootfs": recipe.read_only,
     }
-    if recipe.read_only:
-        host["Tmpfs"] = {"/tmp": "rw,nosuid,nodev,size=64m"}
     return {
         "Image": recipe.image,
         "Cmd": list(command if command is not None else recipe.command),
         "Env": [f"{k}={v}" for k, v in recipe.env.items()],
         "Labels": {
+            **(labels or {}),
             Label.DEPLOYMENT: deployment_id,
             Label.ROLE: "storage",
             "faaslab.storage": recipe.kind,
         },
         "ExposedPorts": {f"{S3_PORT}/tcp": {}},
+        "Healthcheck": healthcheck(recipe.health, start_period_s=spec.ready_timeout_s),
         "HostConfig": host,
         "NetworkingConfig": {"EndpointsConfig": {network: {"Aliases": [NETWORK_ALIAS]}}},
     }
