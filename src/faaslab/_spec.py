@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ._errors import SpecError
+from ._util import parse_file
 
 __all__ = (
     "FUNCTION_LANGUAGES",
@@ -87,7 +88,7 @@ def _entry_of(code: Path, language: str, entry_file: str) -> Path:
 def _check_handler(function_py: Path) -> None:
     """Check that ``function.py`` defines ``handler`` without importing it."""
     try:
-        tree = ast.parse(function_py.read_bytes(), filename=str(function_py))
+        tree = parse_file(function_py)
     except SyntaxError as exc:
         raise SpecError(
             f"code: {function_py} does not parse: {exc.msg} (line {exc.lineno})"

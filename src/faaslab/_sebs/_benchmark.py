@@ -55,6 +55,7 @@ import structlog
 
 from .._errors import FaaslabError, SpecError
 from .._runtime import LANGUAGES, LanguageRuntime, language_runtime
+from .._util import parse_file
 from ._nosql import TableKeys, read_allocate_nosql
 
 __all__ = (
@@ -242,7 +243,7 @@ def _load_input_module(path: Path, benchmark: str) -> ModuleType:
 def _reads_data_dir(path: Path) -> bool:
     """Whether ``generate_input`` uses its first parameter (the data directory)."""
     try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
+        tree = parse_file(path)
     except SyntaxError:
         return False  # the loader reports it
     for node in tree.body:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import SpecError
 from .._storage import NoSQLTable, table_real_name
+from .._util import parse_file
 
 if TYPE_CHECKING:
     from ._benchmark import SebsBenchmark
@@ -50,7 +51,7 @@ TableKeys = tuple[str, str | None]
 def _literal_duplicates(input_py: Path) -> list[str]:
     """Table names a dict literal returned by ``allocate_nosql`` holds more than once."""
     try:
-        tree = ast.parse(input_py.read_bytes(), filename=str(input_py))
+        tree = parse_file(input_py)
     except (OSError, SyntaxError):
         return []  # the loader reports it
     duplicates: list[str] = []

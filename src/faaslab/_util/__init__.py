@@ -5,10 +5,13 @@
 - :func:`first_error` (``_groups``) — the error a user should see from an
   exception group.
 - :func:`state_dir` (``_paths``) — faaslab's own directory on the host.
+- :func:`parse_file` (``_ast``) — ``ast.parse`` of a file, safe from
+  concurrent threads.
 """
 
+from ._ast import parse_file
 from ._groups import first_error
 from ._int64 import pack_int64, unpack_int64
 from ._paths import state_dir
 
-__all__ = ("first_error", "pack_int64", "state_dir", "unpack_int64")
+__all__ = ("first_error", "pack_int64", "parse_file", "state_dir", "unpack_int64")
