@@ -55,7 +55,7 @@ from ._messages import (
     InstanceStarting,
     SamplerLagging,
 )
-from ._spec import DeploymentSpec, FunctionSpec, load_deployment_spec
+from ._spec import DeploymentSpec, FunctionSpec, ScalingSpec, load_deployment_spec
 
 __all__ = (
     "Deployment",
@@ -97,6 +97,7 @@ __all__ = (
     "RequirementsError",
     "SamplerLagging",
     "SamplingError",
+    "ScalingSpec",
     "SpecError",
     "StateError",
     "StorageError",

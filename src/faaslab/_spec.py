@@ -17,8 +17,25 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ._errors import SpecError
+from ._scaling_spec import (
+    DEFAULT_KEEP_ALIVE_S,
+    POLICIES,
+    PolicyName,
+    ScalingSpec,
+    scaling_spec_from_data,
+)
 
-__all__ = ("DeploymentSpec", "FunctionSpec", "StorageSpec", "load_deployment_spec")
+__all__ = (
+    "DEFAULT_KEEP_ALIVE_S",
+    "POLICIES",
+    "DeploymentSpec",
+    "FunctionSpec",
+    "PolicyName",
+    "ScalingSpec",
+    "StorageSpec",
+    "load_deployment_spec",
+    "scaling_spec_from_data",
+)
 
 #: Docker object names allow these; SeBS names look like ``110.dynamic-html``.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -128,6 +145,8 @@ class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     timeout_s: float = 60.0
     #: Invocations one instance serves at once (1 = Lambda semantics).
     concurrency: int = 1
+    #: How many instances run, and when (default: ``instances``, always).
+    scaling: ScalingSpec = ScalingSpec()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -145,6 +164,12 @@ class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             raise SpecError(f"timeout_s: {self.timeout_s} for {self.name!r}; must be > 0")
         if self.concurrency < 1:
             raise SpecError(f"concurrency: {self.concurrency} for {self.name!r}; must be >= 1")
+        if self.scaling.policy != "fixed" and self.instances != 1:
+            raise SpecError(
+                f"instances: {self.instances} for {self.name!r} with scaling policy "
+                f"{self.scaling.policy!r}; it scales between scaling.min_instances and "
+                "scaling.max_instances (instances is for policy 'fixed')"
+            )
         for key in self.env:
             if not key or "=" in key:
                 raise SpecError(f"env: {key!r} is not a valid variable name")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from faaslab._accounting import PoolAccounting, PoolStatistics, alive_at
+from faaslab._deployment._accounting import PoolAccounting, PoolStatistics, alive_at
 
 
 def test_a_hand_computed_timeline() -> None:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import pytest
 
 from faaslab import SpecError
-from faaslab._accounting import PoolAccounting, PoolStatistics
-from faaslab._routing import pick
-from faaslab._scaling import (
-    DEFAULT_KEEP_ALIVE_S,
+from faaslab._deployment._accounting import PoolAccounting, PoolStatistics
+from faaslab._deployment._routing import pick
+from faaslab._deployment._scaling import (
     Decision,
     FixedPolicy,
     HybridHistogramPolicy,
@@ -27,12 +26,11 @@ from faaslab._scaling import (
     PoolView,
     QueueCall,
     ScalingPolicy,
-    ScalingSpec,
     StartInstance,
     UseInstance,
     make_policy,
-    scaling_spec_from_data,
 )
+from faaslab._spec import DEFAULT_KEEP_ALIVE_S, ScalingSpec, scaling_spec_from_data
 
 # --- the spec ------------------------------------------------------------------------
 

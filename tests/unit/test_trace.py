@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-import faaslab._trace as trace_module
+import faaslab._experiment._trace as trace_module
 from faaslab import SpecError
-from faaslab._trace import (
+from faaslab._experiment._trace import (
     Trace,
     TraceCall,
     TracedFunction,

@@ -34,7 +34,7 @@ from typing import Final
 
 import msgspec
 
-from ._errors import SpecError
+from .._errors import SpecError
 
 __all__ = (
     "TRACE_COLUMNS",

@@ -13,8 +13,8 @@ policy)::
 and reads :meth:`PoolAccounting.statistics` for a summary: cold starts,
 instances alive over time as change points, the maximum, and instance-seconds
 spent starting, busy and idle (idle x memory limit = ``idle_memory_mb_s``).
-Kept apart from the scaling policies (``_scaling.py``) because it measures
-whatever policy ran, and will sit beside it in ``_deployment/``.
+Kept apart from the scaling policies (``_scaling``) because it measures
+whatever policy ran, and sits beside it in ``_deployment/``.
 """
 
 from __future__ import annotations
