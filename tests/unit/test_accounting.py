@@ -24,6 +24,7 @@ def test_a_hand_computed_timeline() -> None:
     assert stats == PoolStatistics(
         starts=2,
         cold_starts=1,
+        cold_calls=1,
         stops=1,
         alive=1,
         max_alive=2,
@@ -60,6 +61,7 @@ def test_several_calls_waiting_on_one_start_are_one_cold_start() -> None:
     acct.call_started("a", 0.5)
     acct.instance_ready("a", 1.0)
     assert acct.statistics(1.0).cold_starts == 1
+    assert acct.statistics(1.0).cold_calls == 2  # both waited for it
 
 
 def test_changes_at_the_same_time_make_one_point() -> None:

@@ -35,6 +35,8 @@ class PoolStatistics(msgspec.Struct, frozen=True, kw_only=True):
     #: Instances started, and how many of them had a call waiting (cold starts).
     starts: int
     cold_starts: int
+    #: Calls that waited for an instance to start (several may wait on one cold start).
+    cold_calls: int = 0
     stops: int
     alive: int
     max_alive: int
@@ -81,6 +83,7 @@ class PoolAccounting:
         self._last_t = -math.inf
         self._starts = 0
         self._cold_starts = 0
+        self._cold_calls = 0
         self._stops = 0
         self._max_alive = 0
 
@@ -108,6 +111,10 @@ class PoolAccounting:
         else:
             self._timeline.append((t, alive))
 
+    def is_alive(self, instance: str) -> bool:
+        """Whether ``instance`` was started and is not stopped yet."""
+        return instance in self._instances
+
     def instance_started(self, instance: str, t: float) -> None:
         self._at(t)
         if instance in self._instances:
@@ -126,9 +133,11 @@ class PoolAccounting:
         """A call was placed on the instance (it may wait for the instance to be ready)."""
         self._at(t)
         tracked = self._get(instance)
-        if not tracked.ready and not tracked.cold:
-            tracked.cold = True
-            self._cold_starts += 1
+        if not tracked.ready:
+            self._cold_calls += 1
+            if not tracked.cold:
+                tracked.cold = True
+                self._cold_starts += 1
         self._change(tracked, t)
         tracked.in_flight += 1
 
@@ -159,6 +168,7 @@ class PoolAccounting:
         return PoolStatistics(
             starts=self._starts,
             cold_starts=self._cold_starts,
+            cold_calls=self._cold_calls,
             stops=self._stops,
             alive=len(self._instances),
             max_alive=self._max_alive,

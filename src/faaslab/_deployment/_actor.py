@@ -1,13 +1,16 @@
 """The Deployment actor: the one task group, supervision, routing, state, stop.
 
-Obtained from ``open_deployment`` (``_open``), it starts every instance of
-every function at once (each supervisor is started with ``task_group.start``,
-so the first instance that cannot start fails the whole start with its own
-error, and everything already created is removed). Each instance has a
-supervisor task that replaces a container that dies (exponential backoff, at
-most ``max_restarts`` in ``restart_window_s``; beyond that the function is
-failed and invocations get :class:`FunctionFailed`). ``stop`` tears
-everything down in order under a shielded scope.
+Obtained from ``open_deployment`` (``_open``), it starts the instances every
+function's pool asks for at deploy (each supervisor is started with
+``task_group.start``, so the first instance that cannot start fails the whole
+start with its own error, and everything already created is removed). Each
+instance position has a supervisor task that replaces a container that dies
+(exponential backoff, at most ``max_restarts`` in ``restart_window_s``;
+beyond that the function is failed and invocations get
+:class:`FunctionFailed`). Under a scaling policy the pool (``_pool``) asks
+for positions on demand and stops idle ones; each gets a supervisor and a
+Sampler like the first. ``stop`` tears everything down in order under a
+shielded scope.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +41,9 @@ from .._messages import (
     InstanceExited,
     InstanceReady,
     InstanceRestarted,
+    InstanceStartFailed,
     InstanceStarting,
+    InstanceStopping,
     SamplerLagging,
 )
 from .._sampling import Sampler, SamplingProcess, container_pid
@@ -46,11 +52,11 @@ from .._spec import DeploymentSpec, FunctionSpec
 from .._state import Checkpoint, DeploymentState, SamplingRecord, SupervisorRecord, write_state
 from .._storage import Storage
 from .._util import first_error
+from ._accounting import PoolStatistics
 from ._events import EventHub
 from ._pool import DeploymentStatistics, FunctionPool, FunctionStatistics, InstanceStatistics, Slot
 from ._prepare import PreparedFunction
 from ._restart import after_death
-from ._routing import Router
 
 __all__ = (
     "Deployment",
@@ -132,8 +138,20 @@ class Deployment:
         self.id = deployment_id
         self.network = network
         self._session = parts.session
-        self._functions = {f.name: FunctionPool(f) for f in spec.functions}
-        self._router = Router()
+        self._functions = {
+            f.name: FunctionPool(
+                f,
+                clock=time.monotonic,
+                start_slot=partial(self._start_slot, f),
+                stop_slot=self._stop_slot,
+                queue_timeout_s=spec.queue_timeout_s,
+                start_timeout_s=spec.start_timeout_s,
+                restart_window_s=spec.restart_window_s,
+            )
+            for f in spec.functions
+        }
+        #: Each pool's counters when the stop began (None while running).
+        self._pools_at_stop: dict[str, PoolStatistics] | None = None
         self._started = time.monotonic()
         self._created_at = time.time()
         self._stopping = False
@@ -202,13 +220,12 @@ class Deployment:
         if self._stopping:
             raise FaaslabError(f"deployment {self.id} is stopping: no new invocations")
         body = _encode(event)
-        instance = await self._router.acquire(
-            function, state.instances(), self.spec.queue_timeout_s
-        )
+        call = await state.acquire()
         try:
-            return await self._call(state, instance, body, timeout, check)
+            instance = await state.ready_instance(call)
+            return await self._call(state, instance, body, timeout, check, cold_start=call.cold)
         finally:
-            self._router.notify()
+            state.finish(call)
 
     async def _call(
         self,
@@ -217,18 +234,22 @@ class Deployment:
         body: bytes,
         timeout: float | None,
         check: bool,
+        *,
+        cold_start: bool,
     ) -> Invocation:
         state.invocations += 1
         try:
             memory = instance.memory
             if memory is None:
                 result = await instance.invoke(body, timeout or state.spec.timeout_s)
+                result = msgspec.structs.replace(result, cold_start=cold_start)
             else:
                 before, reset, started_ns = memory.before_call()
                 result = await instance.invoke(body, timeout or state.spec.timeout_s)
                 call = await memory.after_call(before, reset, started_ns)
                 result = msgspec.structs.replace(
                     result,
+                    cold_start=cold_start,
                     memory_before_bytes=call.before_bytes,
                     memory_peak_bytes=call.peak_bytes,
                     memory_method=call.method,
@@ -282,11 +303,25 @@ class Deployment:
         timeout: float | None = None,
         check: bool = True,
     ) -> Invocation:
-        """Invoke one given instance (from :meth:`open_cold_instance` or :meth:`instances`)."""
+        """Invoke one given instance (from :meth:`open_cold_instance` or :meth:`instances`).
+
+        An instance of the pool is busy for the pool while the call runs (its
+        policy does not stop it). ``cold_start`` is true for the first call of
+        an instance from :meth:`open_cold_instance` (it was started for it).
+        """
         state = self._state_of(instance.spec.name)
         if not isinstance(event, Mapping | None):
             raise SpecError(f"event: must be a JSON object (a mapping), not {type(event).__name__}")
-        return await self._call(state, instance, _encode(event or {}), timeout, check)
+        body = _encode(event or {})
+        call = state.place_on(instance)
+        if call is None:
+            cold = instance.calls == 0
+            return await self._call(state, instance, body, timeout, check, cold_start=cold)
+        try:
+            call.running = True
+            return await self._call(state, instance, body, timeout, check, cold_start=False)
+        finally:
+            state.finish(call)
 
     def _state_of(self, function: str) -> FunctionPool:
         state = self._functions.get(function)
@@ -298,7 +333,13 @@ class Deployment:
     def instances(self, function: str | None = None) -> list[Instance]:
         """The instances serving now (of one function, or all)."""
         states = [self._functions[function]] if function else self._functions.values()
-        return [s.instance for st in states for s in st.slots if s.instance is not None]
+        return [instance for state in states for instance in state.instances()]
+
+    def scaling_statistics(self) -> dict[str, PoolStatistics]:
+        """Each function's pool counters: now, or when the stop began once stopped."""
+        if self._pools_at_stop is not None:
+            return dict(self._pools_at_stop)
+        return {name: pool.scaling_statistics() for name, pool in self._functions.items()}
 
     def statistics(self) -> DeploymentStatistics:
         """An immutable snapshot of the deployment now."""
@@ -322,22 +363,72 @@ class Deployment:
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Keep one instance position filled until the deployment stops."""
+        """Keep one instance position filled until the deployment stops (or its pool
+        stops it); a position started on demand that cannot start ends here."""
+        pool = self._functions[spec.name]
         try:
             with slot.scope:
                 await self._keep_filled(spec, slot, task_status)
+        except InstanceStartError as exc:
+            if not slot.on_demand:
+                raise
+            pool.start_failed(slot, exc)
+            self._events.publish(
+                InstanceStartFailed(
+                    at=time.time(), function=spec.name, instance=slot.name, reason=str(exc)
+                )
+            )
         finally:
             slot.done.set()
+            pool.slot_done(slot)
+            if slot.on_demand:
+                self._save()
+
+    def _start_slot(self, spec: FunctionSpec, slot: Slot) -> None:
+        """The pool asks for a new position (on demand, or ahead of it)."""
+        assert self._tg is not None, "positions are started on demand once the deployment runs"
+        self._tg.start_soon(self._supervise, spec, slot)
+
+    def _stop_slot(self, slot: Slot) -> None:
+        """The pool's policy stops an idle position."""
+        assert self._tg is not None
+        self._tg.start_soon(self._scale_in, slot)
+
+    async def _scale_in(self, slot: Slot) -> None:
+        instance = slot.instance
+        if instance is not None:
+            idle_s = time.monotonic() - (slot.idle_since or time.monotonic())
+            self._events.publish(
+                InstanceStopping(
+                    at=time.time(),
+                    function=instance.spec.name,
+                    instance=slot.name,
+                    container_id=instance.container_id,
+                    idle_s=round(idle_s, 4),
+                    policy=instance.spec.scaling.policy,
+                )
+            )
+            if instance.memory is not None:
+                # The kernel's peak is read while the cgroup exists.
+                with anyio.CancelScope(shield=True):
+                    await instance.memory.finish(self._sampler)
+        slot.scope.cancel()
 
     async def _keep_filled(
         self, spec: FunctionSpec, slot: Slot, task_status: TaskStatus[None]
     ) -> None:
         state = self._functions[spec.name]
-        name = f"{spec.name}-{slot.index}"
+        name = slot.name
         generation = 0
         while True:
+            state.instance_starting(slot)
             self._events.publish(
-                InstanceStarting(at=time.time(), function=spec.name, instance=name)
+                InstanceStarting(
+                    at=time.time(),
+                    function=spec.name,
+                    instance=name,
+                    reason=slot.reason if generation == 0 else "restart",
+                )
             )
             created = time.monotonic()
             info: ExitInfo
@@ -353,7 +444,7 @@ class Deployment:
                 ) as instance:
                     await self._measure(instance, slot.index)
                     slot.instance = instance
-                    self._router.notify()
+                    state.instance_up(slot)
                     self._events.publish(
                         InstanceReady(
                             at=time.time(),
@@ -388,7 +479,7 @@ class Deployment:
                 if generation == 0:
                     raise
                 info = ExitInfo(-1, False, f"restart failed: {exc}")
-            self._router.notify()
+            state.instance_down(slot)
             if self._stopping:
                 return
             if retired is None:
@@ -412,7 +503,7 @@ class Deployment:
                             reason=state.failed,
                         )
                     )
-                    self._router.notify()
+                    state.function_failed()
                     self._save()
                     return
                 backoff = decision.backoff_s
@@ -482,8 +573,12 @@ class Deployment:
             await tg.start(self._run_sampler)
         async with anyio.create_task_group() as starters:
             for state in self._functions.values():
-                for slot in state.slots:
+                for slot in state.deploy():
                     starters.start_soon(self._start_one, tg, state.spec, slot)
+        for state in self._functions.values():
+            state.run()
+            if state.scales:
+                tg.start_soon(state.run_timer)
         if self._state_path is not None:
             tg.start_soon(self._checkpoints)
 
@@ -504,16 +599,19 @@ class Deployment:
             return self._stopped.report
         with anyio.CancelScope(shield=True):
             self._stopping = True
+            self._pools_at_stop = self.scaling_statistics()
+            for state in self._functions.values():
+                state.close(f"deployment {self.id} is stopping: no new invocations")
             async with anyio.create_task_group() as tg:
                 for measurement in self._measurements:
                     tg.start_soon(measurement.finish, self._sampler)
-            for state in self._functions.values():
-                for slot in state.slots:
-                    slot.scope.cancel()
+            # A copy: positions leave their pool as they end.
+            slots = [slot for state in self._functions.values() for slot in state.slots]
+            for slot in slots:
+                slot.scope.cancel()
             with anyio.move_on_after(self.spec.stop_grace_s + 60):
-                for state in self._functions.values():
-                    for slot in state.slots:
-                        await slot.done.wait()
+                for slot in slots:
+                    await slot.done.wait()
             if self._sampler is not None:
                 self._sampler_scope.cancel()
                 with anyio.move_on_after(10):
@@ -570,6 +668,7 @@ class Deployment:
             created_at=self._created_at,
             spec=msgspec.to_builtins(self.spec),
             functions=records,
+            pools=[pool.record() for pool in self._functions.values()],
             inputs=self.inputs,
             input_functions=self.input_functions,
             storage=self.storage_info,

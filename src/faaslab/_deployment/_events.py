@@ -13,7 +13,13 @@ import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from structlog.typing import FilteringBoundLogger
 
-from .._messages import DeploymentEvent, FunctionFailedEvent, InstanceExited, SamplerLagging
+from .._messages import (
+    DeploymentEvent,
+    FunctionFailedEvent,
+    InstanceExited,
+    InstanceStartFailed,
+    SamplerLagging,
+)
 
 __all__ = ("EVENT_BUFFER", "EventHub")
 
@@ -21,7 +27,7 @@ __all__ = ("EVENT_BUFFER", "EventHub")
 EVENT_BUFFER = 1024
 
 #: Events that mean something went wrong: logged as warnings.
-_WARNINGS = InstanceExited | FunctionFailedEvent | SamplerLagging
+_WARNINGS = InstanceExited | InstanceStartFailed | FunctionFailedEvent | SamplerLagging
 
 
 class EventHub:

@@ -1,21 +1,54 @@
-"""A deployment's instance positions, per function, and their snapshots (no I/O).
+"""A function's pool: its instance positions, the scaling policy it follows, its queue.
 
 A :class:`Slot` is one instance position: the container serving there now
 (if any), its restart history, the cancel scope of its supervisor, and the
 state file's entry for the last container it held. A :class:`FunctionPool`
-holds a function's slots and counters.
+holds a function's slots, follows its :class:`~._scaling.ScalingPolicy`
+(``_scaling``'s protocol of use, step by step) and feeds a
+:class:`~._accounting.PoolAccounting` the same events.
+
+Everything here is synchronous except the two waits of a call (for a place
+in the queue, for its instance to be ready), so each change of the pool
+happens in one step of the event loop: no two calls can take the same
+capacity, and no policy decision sees a pool half changed. The pool does no
+I/O: it asks the Deployment actor to start a position (``start_slot``,
+which runs its supervisor) or to stop an idle one (``stop_slot``), and the
+actor tells it what its supervisors saw (``instance_starting``,
+``instance_up``, ``instance_down``, ``slot_done``).
+
+A call:
+
+1. :meth:`FunctionPool.acquire` — the policy admits it onto an instance
+   (maybe one it starts for it: a cold start) or queues it, FIFO, bounded by
+   ``queue_timeout_s``;
+2. :meth:`FunctionPool.ready_instance` — waits for that instance to answer
+   (bounded by ``start_timeout_s`` beyond the queue's bound);
+3. :meth:`FunctionPool.finish` — always, also when 1 or 2 raised after a place
+   was taken: the capacity goes to the queue's head, the policy decides.
+
+The pool never has more than ``max_instances`` containers: an instance being
+torn down still counts, so a start waits for its teardown rather than go
+over the limit.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
+
 import anyio
 import msgspec
 
+from .._errors import FaaslabError, FunctionFailed, InvocationTimeout
 from .._function import Instance
 from .._spec import FunctionSpec
-from .._state import FunctionRecord, SebsFunctionConfig, SebsTrigger
+from .._state import FunctionRecord, PoolRecord, SebsFunctionConfig, SebsTrigger
+from ._accounting import PoolAccounting, PoolStatistics
+from ._restart import after_death
+from ._scaling import InstanceView, PoolView, QueueCall, StartInstance, UseInstance, make_policy
 
 __all__ = (
+    "Call",
     "DeploymentStatistics",
     "FunctionPool",
     "FunctionStatistics",
@@ -40,6 +73,13 @@ class FunctionStatistics(msgspec.Struct, frozen=True):
     instances: list[InstanceStatistics]
     invocations: int
     errors: int
+    #: The scaling policy, and the pool's counters since the deployment started.
+    policy: str = "fixed"
+    queued: int = 0
+    starts: int = 0
+    stops: int = 0
+    cold_starts: int = 0
+    max_alive: int = 0
 
 
 class DeploymentStatistics(msgspec.Struct, frozen=True):
@@ -52,10 +92,39 @@ class DeploymentStatistics(msgspec.Struct, frozen=True):
 class Slot:
     """One instance position of a function: the current container, and its history."""
 
-    __slots__ = ("done", "index", "instance", "record", "restart_times", "restarts", "scope")
+    __slots__ = (
+        "_changed",
+        "calls",
+        "done",
+        "ever_ready",
+        "generation",
+        "idle_since",
+        "index",
+        "instance",
+        "key",
+        "name",
+        "on_demand",
+        "reason",
+        "record",
+        "restart_times",
+        "restarts",
+        "scope",
+        "start_error",
+        "started_at",
+        "stopping",
+    )
 
-    def __init__(self, index: int) -> None:
+    def __init__(
+        self,
+        function: str,
+        index: int,
+        *,
+        started_at: float = 0.0,
+        on_demand: bool = False,
+        reason: str = "deploy",
+    ) -> None:
         self.index = index
+        self.name = f"{function}-{index}"
         self.instance: Instance | None = None
         self.restarts = 0
         #: Monotonic times of its recent unexpected deaths (``_restart``).
@@ -65,14 +134,54 @@ class Slot:
         self.done = anyio.Event()
         #: The state file's entry for the last container here (kept after it ends).
         self.record: FunctionRecord | None = None
+        #: Started after the deployment was up: a failed start ends this
+        #: position (its waiting calls get the error), not the deployment.
+        self.on_demand = on_demand
+        #: Why it was started ("deploy", "call", "policy"), for events and logs.
+        self.reason = reason
+        #: When the pool asked for it (the pool's clock).
+        self.started_at = started_at
+        #: Calls placed on it: waiting for it to be ready, or in flight.
+        self.calls: set[Call] = set()
+        #: Since when it is ready with no call (None while busy or not ready).
+        self.idle_since: float | None = None
+        #: The policy stopped it: it takes no call and leaves every view.
+        self.stopping = False
+        self.ever_ready = False
+        self.start_error: FaaslabError | None = None
+        #: Its container in the accounting (one per generation; None between them).
+        self.key: str | None = None
+        self.generation = 0
+        self._changed = anyio.Event()
 
-    def statistics(self, function: str) -> InstanceStatistics:
+    @property
+    def ready(self) -> bool:
+        return self.instance is not None and self.instance.lifecycle.serving
+
+    def notify(self) -> None:
+        """Wake the calls waiting for this position to change (ready, lost, ended)."""
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def wait_changed(self) -> None:
+        await self._changed.wait()
+
+    def state(self) -> str:
+        if self.stopping:
+            return "stopping"
+        if self.instance is not None:
+            return self.instance.lifecycle.state.value
+        if self.done.is_set():
+            return "failed" if self.start_error is not None else "stopped"
+        return "restarting" if self.ever_ready else "starting"
+
+    def statistics(self) -> InstanceStatistics:
         inst = self.instance
         return InstanceStatistics(
-            name=f"{function}-{self.index}",
+            name=self.name,
             container_id=inst.container_id if inst else None,
             url=inst.sebs_url if inst else None,
-            state=inst.lifecycle.state.value if inst else "restarting",
+            state=self.state(),
             calls=inst.calls if inst else 0,
             in_flight=inst.in_flight if inst else 0,
             restarts=self.restarts,
@@ -95,7 +204,7 @@ class Slot:
                 instance=inst.name,
                 index=self.index,
                 restarts=self.restarts,
-                state=inst.lifecycle.state.value,
+                state="stopping" if self.stopping else inst.lifecycle.state.value,
             )
         elif self.record is not None:
             self.record = msgspec.structs.replace(
@@ -104,29 +213,426 @@ class Slot:
         return self.record
 
 
+class Call:
+    """One call's place in the pool: the position it was given, once it has one."""
+
+    __slots__ = ("_placed", "cold", "key", "running", "slot")
+
+    def __init__(self) -> None:
+        self.slot: Slot | None = None
+        #: It was placed on an instance still starting: it waits for a cold start.
+        self.cold = False
+        #: It reached its instance (the HTTP call began).
+        self.running = False
+        #: The accounting's name of the container it was placed on.
+        self.key: str | None = None
+        self._placed = anyio.Event()
+
+
 class FunctionPool:
-    """A function's instance positions and counters."""
+    """A function's positions, its policy and queue, and counters."""
 
-    __slots__ = ("errors", "failed", "invocations", "slots", "spec")
-
-    def __init__(self, spec: FunctionSpec) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        *,
+        clock: Callable[[], float],
+        start_slot: Callable[[Slot], None],
+        stop_slot: Callable[[Slot], None],
+        queue_timeout_s: float,
+        start_timeout_s: float,
+        restart_window_s: float,
+    ) -> None:
         self.spec = spec
-        self.slots = [Slot(i) for i in range(spec.instances)]
+        self.policy = make_policy(
+            spec.scaling, instances=spec.instances, concurrency=spec.concurrency
+        )
+        self.scales = spec.scaling.policy != "fixed"
+        self.accounting = PoolAccounting()
+        self.slots: list[Slot] = []
         #: Why the function was given up, once it is.
         self.failed: str | None = None
         self.invocations = 0
         self.errors = 0
+        self._clock = clock
+        self._start_slot = start_slot
+        self._stop_slot = stop_slot
+        self._queue_timeout_s = queue_timeout_s
+        self._start_timeout_s = start_timeout_s
+        self._restart_window_s = restart_window_s
+        self._queue: deque[Call] = deque()
+        self._next_index = 0
+        self._closed: str | None = None
+        #: Set once every position of the deploy is up: until then the pool
+        #: starts nothing on its own (a failing deploy is torn down as it is).
+        self._running = False
+        self._next_check_at: float | None = None
+        self._timer_changed = anyio.Event()
+        #: Starts ahead of demand wait until then after failed starts (backoff).
+        self._hold_until = 0.0
+        self._start_failures: tuple[float, ...] = ()
 
-    def instances(self) -> list[Instance | None]:
-        return [slot.instance for slot in self.slots]
+    # -- views -----------------------------------------------------------------
+
+    def _in_view(self, slot: Slot) -> bool:
+        return not slot.stopping and not slot.done.is_set()
+
+    def view(self, *, ahead: int | None = None) -> PoolView:
+        """The pool as the policy sees it (``ahead``: calls queued before the one admitted)."""
+        instances = []
+        for slot in self.slots:
+            if not self._in_view(slot):
+                continue
+            inst = slot.instance
+            ready = slot.ready
+            busy = len(slot.calls)
+            instances.append(
+                InstanceView(
+                    id=slot.name,
+                    started_at=slot.started_at,
+                    ready=ready,
+                    busy=busy,
+                    served=inst.calls if inst is not None else 0,
+                    idle_since=slot.idle_since if ready and not busy else None,
+                )
+            )
+        return PoolView(
+            instances=tuple(instances), queued=len(self._queue) if ahead is None else ahead
+        )
+
+    def _slot(self, name: str) -> Slot:
+        for slot in self.slots:
+            if slot.name == name:
+                return slot
+        raise LookupError(f"{name}: not a position of {self.spec.name}")
+
+    def instances(self) -> list[Instance]:
+        """The instances serving now, stopping ones excluded."""
+        return [s.instance for s in self.slots if s.instance is not None and not s.stopping]
+
+    @property
+    def next_check_at(self) -> float | None:
+        return self._next_check_at
+
+    # -- deploying, starting, stopping ---------------------------------------------
+
+    def deploy(self) -> list[Slot]:
+        """The positions to start with the deployment (the caller starts them)."""
+        now = self._clock()
+        decision = self.policy.decide(self.view(), now)
+        self._set_next_check(decision.next_check_at)
+        starts = range(decision.start)
+        return [self._new_slot(now, on_demand=False, reason="deploy") for _ in starts]
+
+    def run(self) -> None:
+        """The deploy is up: from now on the pool follows its policy."""
+        self._running = True
+        self._react(self._clock())
+
+    def _new_slot(self, now: float, *, on_demand: bool, reason: str) -> Slot:
+        slot = Slot(
+            self.spec.name, self._next_index, started_at=now, on_demand=on_demand, reason=reason
+        )
+        self._next_index += 1
+        self.slots.append(slot)
+        slot.key = slot.name
+        self.accounting.instance_started(slot.key, now)
+        return slot
+
+    def _start(self, now: float, reason: str) -> Slot:
+        slot = self._new_slot(now, on_demand=True, reason=reason)
+        self._start_slot(slot)
+        return slot
+
+    def _can_start(self) -> bool:
+        """Under ``max_instances``, counting containers still being torn down."""
+        limit = self.spec.scaling.max_instances
+        if limit is None:
+            return True
+        return sum(not slot.done.is_set() for slot in self.slots) < limit
+
+    def _react(self, now: float) -> None:
+        """Ask the policy what to do now, and do it (after every event)."""
+        if not self._running or self._closed is not None or self.failed is not None:
+            return
+        decision = self.policy.decide(self.view(), now)
+        for name in decision.stop:
+            slot = self._slot(name)
+            slot.stopping = True
+            self._stop_slot(slot)
+        next_check = decision.next_check_at
+        started = 0
+        for _ in range(decision.start):
+            if now < self._hold_until:
+                next_check = min(next_check or self._hold_until, self._hold_until)
+                break
+            if not self._can_start():
+                break  # a teardown ends first: slot_done decides again
+            self._start(now, "policy")
+            started += 1
+        if started:
+            self._drain(now)
+        self._set_next_check(next_check)
+
+    def _set_next_check(self, at: float | None) -> None:
+        if at != self._next_check_at:
+            self._next_check_at = at
+            self._timer_changed.set()
+            self._timer_changed = anyio.Event()
+
+    async def run_timer(self) -> None:
+        """Decide again at each ``next_check_at`` the policy gave (never polls)."""
+        while True:
+            changed = self._timer_changed
+            at = self._next_check_at
+            if at is None:
+                await changed.wait()
+                continue
+            with anyio.move_on_after(max(0.0, at - self._clock())):
+                await changed.wait()
+            # An event may have moved the check; the clock may wake a hair early.
+            if self._next_check_at == at and self._clock() >= at:
+                self._react(self._clock())
+
+    # -- calls -------------------------------------------------------------------------
+
+    def _place(self, call: Call, slot: Slot, now: float) -> None:
+        slot.calls.add(call)
+        slot.idle_since = None
+        call.slot = slot
+        call.cold = not slot.ready
+        call.key = slot.key
+        if slot.key is not None:
+            self.accounting.call_started(slot.key, now)
+        call._placed.set()
+
+    def _admit(self, call: Call, now: float, *, head: bool) -> bool:
+        match self.policy.admit(self.view(ahead=0 if head else None)):
+            case UseInstance(instance=name):
+                self._place(call, self._slot(name), now)
+            case StartInstance():
+                if not self._can_start():
+                    return False
+                self._place(call, self._start(now, "call"), now)
+            case QueueCall():
+                return False
+        return True
+
+    def _drain(self, now: float) -> None:
+        while self._queue and self._admit(self._queue[0], now, head=True):
+            self._queue.popleft()
+
+    def _refuse(self) -> None:
+        if self._closed is not None:
+            raise FaaslabError(self._closed)
+        if self.failed is not None:
+            raise FunctionFailed(f"{self.spec.name} has failed: {self.failed}")
+
+    async def acquire(self) -> Call:
+        """A place for a new call (admitted now, or when its turn comes in the queue)."""
+        self._refuse()
+        now = self._clock()
+        call = Call()
+        self.policy.on_call(self.view(), now)
+        if self._admit(call, now, head=False):
+            self._react(now)
+            return call
+        self._queue.append(call)
+        self._react(now)
+        try:
+            with anyio.move_on_after(self._queue_timeout_s):
+                await call._placed.wait()
+        except BaseException:
+            self._abandon(call)
+            raise
+        if call.slot is None:
+            self._abandon(call)
+            self._refuse()
+            alive = len(self.view().instances)
+            raise InvocationTimeout(
+                f"{self.spec.name}: no instance was free within {self._queue_timeout_s:g} s "
+                f"({alive} instance(s), all busy or restarting)"
+            )
+        return call
+
+    def _abandon(self, call: Call) -> None:
+        """A call that gives up: out of the queue, or its place given back."""
+        if call.slot is not None:
+            self.finish(call)
+            return
+        try:
+            self._queue.remove(call)
+        except ValueError:
+            return
+        self._react(self._clock())
+
+    def place_on(self, instance: Instance) -> Call | None:
+        """A place on one given instance of the pool (None: not one of the pool's)."""
+        for slot in self.slots:
+            if slot.instance is instance and self._in_view(slot):
+                call = Call()
+                self._place(call, slot, self._clock())
+                return call
+        return None
+
+    async def ready_instance(self, call: Call) -> Instance:
+        """The call's instance, once it answers (at once when it already does)."""
+        slot = call.slot
+        assert slot is not None
+        with anyio.move_on_after(self._queue_timeout_s + self._start_timeout_s):
+            while True:
+                instance = slot.instance
+                if instance is not None and slot.ready and not slot.stopping:
+                    call.running = True
+                    return instance
+                if slot.done.is_set():
+                    self._refuse()
+                    raise slot.start_error or FaaslabError(
+                        f"{slot.name} ended before the call could be made"
+                    )
+                self._refuse()
+                await slot.wait_changed()
+        raise InvocationTimeout(
+            f"{self.spec.name}: {slot.name} was not ready within "
+            f"{self._queue_timeout_s + self._start_timeout_s:g} s"
+        )
+
+    def finish(self, call: Call) -> None:
+        """The call is over (answered, failed or given up): its capacity goes on."""
+        slot = call.slot
+        if slot is None or call not in slot.calls:
+            return
+        now = self._clock()
+        slot.calls.discard(call)
+        if call.key is not None and call.key == slot.key:
+            self.accounting.call_finished(call.key, now)
+        if not slot.calls and slot.ready:
+            slot.idle_since = now
+        self._drain(now)
+        if call.running and not slot.calls and slot.ready and self._in_view(slot):
+            self.policy.on_idle(slot.name, now)
+        self._react(now)
+
+    # -- what the supervisors saw ----------------------------------------------------------
+
+    def instance_starting(self, slot: Slot) -> None:
+        """A supervisor creates the position's next container (a restart)."""
+        if slot.key is not None:
+            return  # the first one: counted when the position was made
+        now = self._clock()
+        slot.generation += 1
+        slot.key = f"{slot.name}#{slot.generation}"
+        self.accounting.instance_started(slot.key, now)
+        for call in slot.calls:
+            if not call.running:
+                # Waiting through the restart: now they wait for this container.
+                call.key, call.cold = slot.key, True
+                self.accounting.call_started(slot.key, now)
+
+    def instance_up(self, slot: Slot) -> None:
+        now = self._clock()
+        slot.ever_ready = True
+        if slot.key is not None:
+            self.accounting.instance_ready(slot.key, now)
+        if not slot.calls:
+            slot.idle_since = now
+        slot.notify()
+        self._drain(now)
+        self._react(now)
+
+    def instance_down(self, slot: Slot) -> None:
+        """The position's container is gone (it died, or never became ready on a restart)."""
+        now = self._clock()
+        self._stopped(slot, now)
+        slot.notify()
+        self._react(now)
+
+    def _stopped(self, slot: Slot, now: float) -> None:
+        if slot.key is not None and self.accounting.is_alive(slot.key):
+            self.accounting.instance_stopped(slot.key, now)
+        slot.key = None
+        slot.idle_since = None
+
+    def start_failed(self, slot: Slot, error: FaaslabError) -> None:
+        """A position started on demand never became ready: it ends, its calls get ``error``.
+
+        Starts ahead of demand (min instances, pre-warms) back off as restarts
+        do, so a function that cannot start is not restarted in a tight loop;
+        a call still starts its own instance (and gets its own error).
+        """
+        now = self._clock()
+        slot.start_error = error
+        # Only the backoff is used: a bound one above the failures seen never gives up.
+        decision = after_death(
+            self._start_failures,
+            now,
+            max_restarts=len(self._start_failures) + 1,
+            window_s=self._restart_window_s,
+        )
+        self._start_failures = decision.recent
+        self._hold_until = now + decision.backoff_s
+
+    def slot_done(self, slot: Slot) -> None:
+        """The position's supervisor ended (stopped by the policy, at stop, or failed)."""
+        now = self._clock()
+        self._stopped(slot, now)
+        if self.scales and self.failed is None and slot in self.slots:
+            self.slots.remove(slot)
+        slot.notify()
+        self._drain(now)
+        self._react(now)
+
+    def function_failed(self) -> None:
+        """``failed`` was set: every waiting call is told."""
+        self._wake_all()
+
+    def close(self, reason: str) -> None:
+        """The deployment stops: no new call, no new instance, waiting calls are told."""
+        self._closed = reason
+        self._set_next_check(None)
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        while self._queue:
+            self._queue.popleft()._placed.set()
+        for slot in self.slots:
+            slot.notify()
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def scaling_statistics(self) -> PoolStatistics:
+        return self.accounting.statistics(self._clock())
 
     def statistics(self) -> FunctionStatistics:
+        stats = self.scaling_statistics()
         return FunctionStatistics(
             name=self.spec.name,
             failed=self.failed is not None,
-            instances=[slot.statistics(self.spec.name) for slot in self.slots],
+            instances=[slot.statistics() for slot in self.slots],
             invocations=self.invocations,
             errors=self.errors,
+            policy=self.spec.scaling.policy,
+            queued=len(self._queue),
+            starts=stats.starts,
+            stops=stats.stops,
+            cold_starts=stats.cold_starts,
+            max_alive=stats.max_alive,
+        )
+
+    def record(self) -> PoolRecord:
+        stats = self.scaling_statistics()
+        scaling = self.spec.scaling
+        return PoolRecord(
+            function=self.spec.name,
+            policy=scaling.policy,
+            min_instances=scaling.min_instances if self.scales else self.spec.instances,
+            max_instances=scaling.max_instances if self.scales else self.spec.instances,
+            alive=stats.alive,
+            max_alive=stats.max_alive,
+            starts=stats.starts,
+            stops=stats.stops,
+            cold_starts=stats.cold_starts,
+            queued=len(self._queue),
         )
 
     def records(self, stopping: bool) -> list[FunctionRecord]:

@@ -60,6 +60,14 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
     memory_peak_bytes: int | None = None
     #: How the peak was obtained: "kernel-watermark", "samples", or None.
     memory_method: str | None = None
+    #: CPU time the instance's cgroup used during the call (µs: user + system,
+    #: every process of the container), when its cgroup files are readable.
+    #: With ``concurrency`` > 1 calls that overlap share it.
+    cpu_time_us: int | None = None
+    #: The platform's cold start: the call waited for its instance to start
+    #: (placed on one still starting). ``is_cold`` is the runtime's: the
+    #: instance's first call, also when it was started ahead of demand.
+    cold_start: bool | None = None
 
     @property
     def ok(self) -> bool:
