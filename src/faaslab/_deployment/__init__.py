@@ -6,26 +6,47 @@
 - :class:`Deployment`, :func:`run_deployment` (``_actor``) — the actor: the
   one task group, supervision of every instance position, invocations,
   events, checkpoints, the ordered stop.
-- ``_pool`` — instance positions and their snapshots (no I/O).
-- ``_routing`` — which instance serves a call (pure :func:`pick`, a bounded wait).
+- ``_pool`` — a function's pool: instance positions, the scaling policy it
+  follows, its FIFO queue, its snapshots (no I/O).
+- ``_scaling`` — the scaling policies: ``fixed``, ``keep-alive`` and ATC'20's
+  ``hybrid-histogram`` behind one protocol (:func:`make_policy`; pure).
+- ``_accounting`` — a pool's counters from its events: cold starts, instances
+  alive over time, idle instance-seconds (:class:`PoolStatistics`; pure).
+- ``_routing`` — :func:`pick`, the instance a fixed pool gives a call (pure);
+  ``Router``, the bounded wait it had before the pool queued calls itself.
 - ``_restart`` — the restart policy: backoff and when to give up (pure).
 - ``_prepare`` — packages and requirements of every function, before any container.
 - ``_recovery`` — deployments whose supervisor died: find, stop, report.
 """
 
+from ._accounting import PoolAccounting, PoolStatistics
 from ._actor import Deployment, DeploymentParts, run_deployment
 from ._open import open_deployment
 from ._pool import DeploymentStatistics, FunctionStatistics, InstanceStatistics
 from ._recovery import DeploymentOnEngine, find_deployments, remove_deployment, stop_orphaned
+from ._scaling import (
+    Decision,
+    InstanceView,
+    PoolView,
+    ScalingPolicy,
+    make_policy,
+)
 
 __all__ = (
+    "Decision",
     "Deployment",
     "DeploymentOnEngine",
     "DeploymentParts",
     "DeploymentStatistics",
     "FunctionStatistics",
     "InstanceStatistics",
+    "InstanceView",
+    "PoolAccounting",
+    "PoolStatistics",
+    "PoolView",
+    "ScalingPolicy",
     "find_deployments",
+    "make_policy",
     "open_deployment",
     "remove_deployment",
     "run_deployment",

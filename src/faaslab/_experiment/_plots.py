@@ -10,6 +10,9 @@ object-oriented API (no pyplot, no global state, no GUI backend).
   the whole time from creating the fresh container to its answer (dotted).
 - ``memory_<deployment>.png`` — per instance, its sampled memory over time
   with its invocations shaded (the handler's begin to end).
+- ``instances.png`` — per function, the instances alive over time in each
+  deployment (from its ``scaling.json``), its ``max_instances`` dashed, and
+  the calls that waited for a cold start marked below the lines.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._readback import records_of, samples_of
+from ._pools import PoolSeries
+from ._readback import pools_of, records_of, samples_of
 from ._records import InvocationRecord
 from ._results import PLOTS_DIR, RunInfo, read_run_info
 from ._samples import InstanceSamples
@@ -75,6 +79,9 @@ def write_plots(results_dir: str | os.PathLike[str]) -> list[Path]:
         path = _memory_over_time(results, deployment.name, records, run, out)
         if path is not None:
             written.append(path)
+    path = _instances_over_time(pools_of(results, run), records, run, out)
+    if path is not None:
+        written.append(path)
     return written
 
 
@@ -203,3 +210,54 @@ def _instance_panel(ax: Axes, samples: InstanceSamples, spans: list[tuple[float,
         fontsize="medium",
     )
     ax.grid(True, alpha=0.3)
+
+
+# -- instances over time -----------------------------------------------------------
+
+
+def _instances_over_time(
+    pools: dict[tuple[str, str], PoolSeries],
+    records: list[InvocationRecord],
+    run: RunInfo,
+    out: Path,
+) -> Path | None:
+    functions = sorted({function for _, function in pools})
+    if not functions:
+        return None
+    deployments = [d.name for d in run.deployments]
+    colors = _colors()
+    fig = _figure(8.5 * len(functions), 4.2)
+    axes = fig.subplots(1, len(functions), squeeze=False)[0]
+    end = max((r.t_end for r in records), default=0.0)
+    for ax, function in zip(axes, functions, strict=True):
+        for i, deployment in enumerate(deployments):
+            pool = pools.get((deployment, function))
+            if pool is None or not pool.alive_timeline:
+                continue
+            color = colors[i % len(colors)]
+            times = [t for t, _ in pool.alive_timeline]
+            counts = [n for _, n in pool.alive_timeline]
+            last = max(end, times[-1])
+            label = (
+                f"{deployment} ({pool.policy}): max {pool.max_alive}, "
+                f"{pool.cold_calls} cold, idle {pool.idle_memory_mb_s:.0f} MB·s"
+            )
+            ax.step([*times, last], [*counts, counts[-1]], where="post", color=color, label=label)
+            if pool.max_instances is not None:
+                ax.axhline(pool.max_instances, color=color, linestyle="--", linewidth=0.8)
+            cold = [
+                r.t_start
+                for r in records
+                if r.deployment == deployment and r.function == function and r.cold_start
+            ]
+            if cold:
+                ax.plot(cold, [-0.15 - 0.1 * i] * len(cold), "|", color=color, markersize=8)
+        ax.set_ylim(bottom=-0.2 - 0.1 * len(deployments))
+        ax.set_xlabel("seconds since the run began")
+        ax.set_ylabel("instances alive")
+        ax.set_title(f"{function}: instances over time (ticks below: cold-start calls)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    path = out / "instances.png"
+    fig.savefig(path, dpi=110)
+    return path

@@ -76,6 +76,21 @@ def _rows(function: FunctionSummary) -> list[list[str]]:
     return rows
 
 
+def _scaling_line(function: FunctionSummary) -> str:
+    share = (
+        f" ({function.cold_fraction * 100:.0f} % of successful calls)"
+        if function.cold_fraction is not None
+        else ""
+    )
+    idle = function.idle_memory_mb_s
+    return (
+        f"  {function.deployment}/{function.function} ({function.policy}): "
+        f"{function.cold_starts} cold starts{share}, {function.instances_started or 0} "
+        f"instances started, at most {function.max_instances_seen or 0} at once, idle memory "
+        + ("-" if idle is None else f"{idle:.0f} MB·s")
+    )
+
+
 def format_table(summary: ExperimentSummary) -> str:
     """The summary table, then failures and drops, then one status line."""
     rows = [list(_HEADER)] + [row for f in summary.functions for row in _rows(f)]
@@ -96,6 +111,9 @@ def format_table(summary: ExperimentSummary) -> str:
             notes.append(f"  {where}: {function.dropped} open-loop arrivals dropped (at the cap)")
     if notes:
         lines += ["", "failures:", *notes]
+    scaling = [_scaling_line(f) for f in summary.functions if f.policy not in (None, "fixed")]
+    if scaling:
+        lines += ["", "scaling (cold start: the call waited for an instance to start):", *scaling]
     lines += [
         "",
         f"{summary.experiment}: {summary.status}, {summary.calls} calls, {summary.errors} errors"
