@@ -17,6 +17,7 @@ import pytest
 
 from faaslab import FaaslabError, FunctionFailed, InstanceStartError, InvocationTimeout
 from faaslab._deployment._pool import Call, FunctionPool, Slot
+from faaslab._deployment._scaling import Decision
 from faaslab._function import Instance, InstanceState, Lifecycle
 from faaslab._spec import FunctionSpec, ScalingSpec
 
@@ -384,3 +385,34 @@ async def test_the_timer_decides_at_next_check_at_without_polling(tmp_path: Path
             await stopped.wait()
         tg.cancel_scope.cancel()
     assert decisions - before <= 3  # woken at the deadline, not polling
+
+
+async def test_a_start_the_policy_asked_for_at_the_limit_is_made_after_the_teardown(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, policy="keep-alive", keep_alive_s=0, max_instances=1)
+    h.deploy()
+    call = await h.pool.acquire()
+    (slot,) = h.started
+    h.up(slot)
+    await h.run_call(call)
+    asked = iter([Decision(start=1)])  # a pre-warm, asked for once (as a policy spends it)
+    real = h.pool.policy.decide
+    h.pool.policy.decide = lambda view, now: next(asked, None) or real(view, now)  # type: ignore[method-assign]
+    h.pool.finish(call)  # keep-alive 0 would stop it, but the stub asks for a start
+    h.pool.policy.decide = real  # type: ignore[method-assign]
+    h.pool._react(h.clock.t)  # now the real policy stops the idle instance
+    assert h.stopped == [slot]
+    assert len(h.started) == 1  # the start waits: the limit counts the teardown
+    h.done(slot)
+    assert [s.reason for s in h.started] == ["call", "policy"]  # made once it ended
+
+
+async def test_a_call_spends_an_owed_start(tmp_path: Path) -> None:
+    h = Harness(tmp_path, policy="keep-alive", keep_alive_s=10, max_instances=1)
+    h.deploy()
+    h.pool._owed_starts = 1  # a pre-warm that met the limit
+    call = await h.pool.acquire()  # the call it was for comes first: a cold start
+    assert [s.reason for s in h.started] == ["call"]
+    assert call.cold
+    assert h.pool._owed_starts == 0

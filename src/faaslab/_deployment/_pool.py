@@ -271,6 +271,10 @@ class FunctionPool:
         #: Starts ahead of demand wait until then after failed starts (backoff).
         self._hold_until = 0.0
         self._start_failures: tuple[float, ...] = ()
+        #: Starts the policy asked for that had to wait (a teardown at the
+        #: limit, a backoff): made as soon as they can be, unless a call comes
+        #: first (as a call spends a pending pre-warm).
+        self._owed_starts = 0
 
     # -- views -----------------------------------------------------------------
 
@@ -361,8 +365,11 @@ class FunctionPool:
             slot.stopping = True
             self._stop_slot(slot)
         next_check = decision.next_check_at
+        # A start the policy asked for earlier is not asked again (a pre-warm
+        # is spent once due), hence the owed ones.
+        wanted = max(decision.start, self._owed_starts)
         started = 0
-        for _ in range(decision.start):
+        while started < wanted:
             if now < self._hold_until:
                 next_check = min(next_check or self._hold_until, self._hold_until)
                 break
@@ -370,6 +377,7 @@ class FunctionPool:
                 break  # a teardown ends first: slot_done decides again
             self._start(now, "policy")
             started += 1
+        self._owed_starts = wanted - started
         if started:
             self._drain(now)
         self._set_next_check(next_check)
@@ -434,6 +442,7 @@ class FunctionPool:
         now = self._clock()
         call = Call()
         self.policy.on_call(self.view(), now)
+        self._owed_starts = 0
         if self._admit(call, now, head=False):
             self._react(now)
             return call
