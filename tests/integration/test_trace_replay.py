@@ -145,8 +145,11 @@ async def test_hybrid_histogram_has_fewer_cold_starts_than_keep_alive_at_the_sam
     tmp_path: Path, deployment_id: str, make_function: Callable[..., Path]
 ) -> None:
     code = make_function("fn", FUNCTION)
-    # One call every 16 trace minutes, a trace minute 0.25 s: a period of 4 s.
-    period, calls, minute_s = 16, 12, 0.25
+    # One call every 32 trace minutes, a trace minute 0.25 s: a period of 8 s
+    # (+-0.25 s: each call lands anywhere in its minute), long beside a cold
+    # start (1-4 s on this loaded machine, and it delays the call's end, from
+    # which the next idle time runs).
+    period, calls, minute_s = 32, 10, 0.25
     trace = write_trace(
         tmp_path / "periodic.csv",
         {"periodic": ([1] + [0] * (period - 1)) * calls, "noise": [3] * (period * calls)},
@@ -154,23 +157,30 @@ async def test_hybrid_histogram_has_fewer_cold_starts_than_keep_alive_at_the_sam
     hybrid = ScalingSpec(
         policy="hybrid-histogram",
         max_instances=1,
-        # Scaled to the replay: 0.5 s bins over 10 s. The margin is wider than the
-        # paper's 10 %: a cold start (~1 s here) does not shrink with minute_s.
+        # Scaled to the replay: 0.5 s bins over 15 s. A cold start does not
+        # shrink with minute_s: a wider margin leaves the pre-warmed instance
+        # time to start; and over a handful of idle times the paper's 5th
+        # percentile is their minimum, which one slow cold start sets: the
+        # head is the 25th here.
         histogram_bin_s=0.5,
-        histogram_range_s=10.0,
+        histogram_range_s=15.0,
+        head_percentile=25.0,
         margin=0.5,
         min_samples=3,
         # Until the histogram is representative: no keep-alive at all.
         keep_alive_s=0.0,
     )
-    keep_alive = ScalingSpec(policy="keep-alive", keep_alive_s=2.0, max_instances=1)
+    # Shorter than the gaps between calls (7.75 s at least, less the cold start
+    # that delayed the previous call's end), longer than the hybrid's idle time
+    # per call (about 8 s less its pre-warm of ~3 s less the start).
+    keep_alive = ScalingSpec(policy="keep-alive", keep_alive_s=3.5, max_instances=1)
     spec = ExperimentSpec(
         name="hybrid-vs-keep-alive",
         seed=5,
         parallel_deployments=True,
         deployments=[
             deployment("hybrid", deployment_id, code, hybrid, measure_interval_ms=-1),
-            deployment("keep-alive-2s", deployment_id, code, keep_alive, measure_interval_ms=-1),
+            deployment("keep-alive", deployment_id, code, keep_alive, measure_interval_ms=-1),
         ],
         workloads=[
             Workload(
@@ -188,13 +198,20 @@ async def test_hybrid_histogram_has_fewer_cold_starts_than_keep_alive_at_the_sam
     result = await run_experiment(spec, results)
     assert result.ok, result.failed_deployments
     functions = summaries(results)
-    hybrid_fn, keep_fn = functions["hybrid"], functions["keep-alive-2s"]
+    hybrid_fn, keep_fn = functions["hybrid"], functions["keep-alive"]
     for fn in (hybrid_fn, keep_fn):
         assert fn.calls == calls
         assert fn.errors == 0
-    # keep-alive 2 s is shorter than the 4 s period: every call is cold.
-    assert keep_fn.cold_starts == calls
-    # hybrid: cold until its histogram holds 3 idle times, then pre-warmed.
-    assert hybrid_fn.cold_starts <= calls // 2
+    figures = (
+        f"hybrid: {hybrid_fn.cold_starts} cold, {hybrid_fn.idle_memory_mb_s:.0f} MB·s idle; "
+        f"keep-alive: {keep_fn.cold_starts} cold, {keep_fn.idle_memory_mb_s:.0f} MB·s idle"
+    )
+    print(figures)  # shown with -s, and by pytest on a failure
+    # keep-alive 3.5 s: cold unless the previous call's cold start took over 4.25 s.
+    assert keep_fn.cold_starts >= 7, figures
+    # hybrid: cold until its histogram holds 3 idle times (4 calls), then
+    # pre-warmed (a start slower than ~4.5 s would still find the call waiting).
+    assert hybrid_fn.cold_starts <= 6, figures
+    assert hybrid_fn.cold_starts < keep_fn.cold_starts, figures
     # ... at no more idle memory-time than the keep-alive spends.
-    assert hybrid_fn.idle_memory_mb_s <= keep_fn.idle_memory_mb_s
+    assert hybrid_fn.idle_memory_mb_s <= keep_fn.idle_memory_mb_s, figures

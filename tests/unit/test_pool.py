@@ -205,20 +205,19 @@ async def test_max_instances_counts_an_instance_still_being_torn_down(tmp_path: 
     await h.run_call(call)
     h.pool.finish(call)  # keep-alive 0: stopped at once
     assert h.stopped == [slot]
-    async with anyio.create_task_group() as tg:
-        got: list[Call] = []
-
-        async def second() -> None:
-            got.append(await h.pool.acquire())
-
-        tg.start_soon(second)
-        await anyio.wait_all_tasks_blocked()
-        assert got == []
-        assert len(h.started) == 1
-        h.done(slot)
-    assert len(h.started) == 2
-    assert got[0].slot is h.started[1]
-    assert got[0].cold
+    second = await h.pool.acquire()  # a cold start, on a position not launched yet
+    assert second.cold
+    assert second.slot is not None
+    assert second.slot.state() == "pending"
+    assert len(h.started) == 1  # its container waits for the teardown
+    assert h.pool.scaling_statistics().alive == 1
+    h.done(slot)
+    assert h.started[1:] == [second.slot]  # launched once the teardown ended
+    h.up(second.slot)
+    await h.run_call(second)
+    h.pool.finish(second)
+    stats = h.pool.scaling_statistics()
+    assert (stats.max_alive, stats.cold_starts, stats.cold_calls) == (1, 2, 2)
 
 
 async def test_fixed_fills_the_pool_at_deploy_and_places_like_routing(tmp_path: Path) -> None:
@@ -408,11 +407,21 @@ async def test_a_start_the_policy_asked_for_at_the_limit_is_made_after_the_teard
     assert [s.reason for s in h.started] == ["call", "policy"]  # made once it ended
 
 
-async def test_a_call_spends_an_owed_start(tmp_path: Path) -> None:
-    h = Harness(tmp_path, policy="keep-alive", keep_alive_s=10, max_instances=1)
+async def test_positions_never_launched_end_with_the_pool(tmp_path: Path) -> None:
+    h = Harness(tmp_path, policy="keep-alive", keep_alive_s=0, max_instances=1)
     h.deploy()
-    h.pool._owed_starts = 1  # a pre-warm that met the limit
-    call = await h.pool.acquire()  # the call it was for comes first: a cold start
-    assert [s.reason for s in h.started] == ["call"]
-    assert call.cold
-    assert h.pool._owed_starts == 0
+    first = await h.pool.acquire()
+    (slot,) = h.started
+    h.up(slot)
+    await h.run_call(first)
+    h.pool.finish(first)  # stopped at once, torn down slowly
+    waiting = await h.pool.acquire()
+    pending = waiting.slot
+    assert pending is not None
+    h.pool.close("deployment d is stopping: no new invocations")
+    assert pending.done.is_set()  # nothing to wait for at stop
+    with pytest.raises(FaaslabError, match="is stopping"):
+        await h.pool.ready_instance(waiting)
+    h.pool.finish(waiting)
+    h.done(slot)
+    assert len(h.started) == 1  # a closed pool launches nothing

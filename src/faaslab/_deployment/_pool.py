@@ -27,8 +27,9 @@ A call:
    was taken: the capacity goes to the queue's head, the policy decides.
 
 The pool never has more than ``max_instances`` containers: an instance being
-torn down still counts, so a start waits for its teardown rather than go
-over the limit.
+torn down still counts. A position asked for while the containers are at the
+limit exists for the policy at once (calls are placed on it and wait, as on
+any starting instance) and is launched, in order, when a teardown ends.
 """
 
 from __future__ import annotations
@@ -96,12 +97,14 @@ class Slot:
         "_changed",
         "calls",
         "done",
+        "ended",
         "ever_ready",
         "generation",
         "idle_since",
         "index",
         "instance",
         "key",
+        "launched",
         "name",
         "on_demand",
         "reason",
@@ -132,6 +135,8 @@ class Slot:
         #: Cancelling it stops this position's supervisor (and its container).
         self.scope = anyio.CancelScope()
         self.done = anyio.Event()
+        #: ``done`` as the pool last heard it (a plain flag: views read it per call).
+        self.ended = False
         #: The state file's entry for the last container here (kept after it ends).
         self.record: FunctionRecord | None = None
         #: Started after the deployment was up: a failed start ends this
@@ -151,6 +156,8 @@ class Slot:
         self.start_error: FaaslabError | None = None
         #: Its container in the accounting (one per generation; None between them).
         self.key: str | None = None
+        #: Its supervisor runs (False while it waits for a teardown at the limit).
+        self.launched = False
         self.generation = 0
         self._changed = anyio.Event()
 
@@ -173,6 +180,8 @@ class Slot:
             return self.instance.lifecycle.state.value
         if self.done.is_set():
             return "failed" if self.start_error is not None else "stopped"
+        if not self.launched:
+            return "pending"
         return "restarting" if self.ever_ready else "starting"
 
     def statistics(self) -> InstanceStatistics:
@@ -226,7 +235,20 @@ class Call:
         self.running = False
         #: The accounting's name of the container it was placed on.
         self.key: str | None = None
+        #: Set when a queued call gets its place (made only for calls that queue).
+        self._placed: anyio.Event | None = None
+
+    def wake(self) -> None:
+        if self._placed is not None:
+            self._placed.set()
+
+    def queued(self) -> None:
+        """It waits in the queue: from now on it can be woken."""
         self._placed = anyio.Event()
+
+    async def wait_placed(self) -> None:
+        if self.slot is None and self._placed is not None:
+            await self._placed.wait()
 
 
 class FunctionPool:
@@ -271,26 +293,26 @@ class FunctionPool:
         #: Starts ahead of demand wait until then after failed starts (backoff).
         self._hold_until = 0.0
         self._start_failures: tuple[float, ...] = ()
-        #: Starts the policy asked for that had to wait (a teardown at the
-        #: limit, a backoff): made as soon as they can be, unless a call comes
-        #: first (as a call spends a pending pre-warm).
-        self._owed_starts = 0
+        #: Positions waiting for a teardown to end before they launch (FIFO).
+        self._pending: deque[Slot] = deque()
 
     # -- views -----------------------------------------------------------------
 
     def _in_view(self, slot: Slot) -> bool:
-        return not slot.stopping and not slot.done.is_set()
+        return not slot.stopping and not slot.ended
 
     def view(self, *, ahead: int | None = None) -> PoolView:
         """The pool as the policy sees it (``ahead``: calls queued before the one admitted)."""
-        instances = []
+        # On every call's path: kept to plain attribute reads.
+        instances: list[InstanceView] = []
+        append = instances.append
         for slot in self.slots:
-            if not self._in_view(slot):
+            if slot.stopping or slot.ended:
                 continue
             inst = slot.instance
-            ready = slot.ready
+            ready = inst is not None and inst.lifecycle.serving
             busy = len(slot.calls)
-            instances.append(
+            append(
                 InstanceView(
                     id=slot.name,
                     started_at=slot.started_at,
@@ -325,8 +347,12 @@ class FunctionPool:
         now = self._clock()
         decision = self.policy.decide(self.view(), now)
         self._set_next_check(decision.next_check_at)
-        starts = range(decision.start)
-        return [self._new_slot(now, on_demand=False, reason="deploy") for _ in starts]
+        slots = []
+        for _ in range(decision.start):
+            slot = self._new_slot(now, on_demand=False, reason="deploy")
+            self._launched(slot, now)
+            slots.append(slot)
+        return slots
 
     def run(self) -> None:
         """The deploy is up: from now on the pool follows its policy."""
@@ -339,21 +365,34 @@ class FunctionPool:
         )
         self._next_index += 1
         self.slots.append(slot)
+        return slot
+
+    def _launched(self, slot: Slot, now: float) -> None:
+        """The position's supervisor runs from now: its container counts."""
+        slot.launched = True
         slot.key = slot.name
         self.accounting.instance_started(slot.key, now)
-        return slot
+        for call in slot.calls:  # placed while it waited for a teardown
+            call.key = slot.key
+            self.accounting.call_started(slot.key, now)
 
     def _start(self, now: float, reason: str) -> Slot:
         slot = self._new_slot(now, on_demand=True, reason=reason)
-        self._start_slot(slot)
+        self._pending.append(slot)
+        self._launch_pending(now)
         return slot
 
-    def _can_start(self) -> bool:
-        """Under ``max_instances``, counting containers still being torn down."""
+    def _launch_pending(self, now: float) -> None:
+        """Launch waiting positions while the containers are under ``max_instances``."""
         limit = self.spec.scaling.max_instances
-        if limit is None:
-            return True
-        return sum(not slot.done.is_set() for slot in self.slots) < limit
+        while self._pending:
+            if limit is not None:
+                containers = sum(s.launched and not s.ended for s in self.slots)
+                if containers >= limit:
+                    return
+            slot = self._pending.popleft()
+            self._launched(slot, now)
+            self._start_slot(slot)
 
     def _react(self, now: float) -> None:
         """Ask the policy what to do now, and do it (after every event)."""
@@ -365,20 +404,11 @@ class FunctionPool:
             slot.stopping = True
             self._stop_slot(slot)
         next_check = decision.next_check_at
-        # A start the policy asked for earlier is not asked again (a pre-warm
-        # is spent once due), hence the owed ones.
-        wanted = max(decision.start, self._owed_starts)
-        started = 0
-        while started < wanted:
-            if now < self._hold_until:
-                next_check = min(next_check or self._hold_until, self._hold_until)
-                break
-            if not self._can_start():
-                break  # a teardown ends first: slot_done decides again
-            self._start(now, "policy")
-            started += 1
-        self._owed_starts = wanted - started
-        if started:
+        if decision.start and now < self._hold_until:
+            next_check = min(next_check or self._hold_until, self._hold_until)
+        elif decision.start:
+            for _ in range(decision.start):
+                self._start(now, "policy")
             self._drain(now)
         self._set_next_check(next_check)
 
@@ -412,15 +442,15 @@ class FunctionPool:
         call.key = slot.key
         if slot.key is not None:
             self.accounting.call_started(slot.key, now)
-        call._placed.set()
+        call.wake()
 
-    def _admit(self, call: Call, now: float, *, head: bool) -> bool:
-        match self.policy.admit(self.view(ahead=0 if head else None)):
+    def _admit(self, call: Call, now: float, *, head: bool, view: PoolView | None = None) -> bool:
+        if view is None:
+            view = self.view(ahead=0 if head else None)
+        match self.policy.admit(view):
             case UseInstance(instance=name):
                 self._place(call, self._slot(name), now)
             case StartInstance():
-                if not self._can_start():
-                    return False
                 self._place(call, self._start(now, "call"), now)
             case QueueCall():
                 return False
@@ -441,16 +471,18 @@ class FunctionPool:
         self._refuse()
         now = self._clock()
         call = Call()
-        self.policy.on_call(self.view(), now)
-        self._owed_starts = 0
-        if self._admit(call, now, head=False):
-            self._react(now)
+        view = self.view()
+        self.policy.on_call(view, now)
+        if self._admit(call, now, head=False, view=view):
+            # No decision to revisit: the instance it took is busy now (a timer
+            # set for its expiry finds it busy), and nothing queued.
             return call
+        call.queued()
         self._queue.append(call)
-        self._react(now)
+        self._react(now)  # the queue may want instances
         try:
             with anyio.move_on_after(self._queue_timeout_s):
-                await call._placed.wait()
+                await call.wait_placed()
         except BaseException:
             self._abandon(call)
             raise
@@ -488,6 +520,11 @@ class FunctionPool:
         """The call's instance, once it answers (at once when it already does)."""
         slot = call.slot
         assert slot is not None
+        instance = slot.instance
+        if instance is not None and instance.lifecycle.serving and not slot.stopping:
+            # A warm call: no cancel scope (tens of µs) on the hot path.
+            call.running = True
+            return instance
         with anyio.move_on_after(self._queue_timeout_s + self._start_timeout_s):
             while True:
                 instance = slot.instance
@@ -584,10 +621,13 @@ class FunctionPool:
     def slot_done(self, slot: Slot) -> None:
         """The position's supervisor ended (stopped by the policy, at stop, or failed)."""
         now = self._clock()
+        slot.ended = True
         self._stopped(slot, now)
         if self.scales and self.failed is None and slot in self.slots:
             self.slots.remove(slot)
         slot.notify()
+        if self._closed is None:
+            self._launch_pending(now)
         self._drain(now)
         self._react(now)
 
@@ -599,11 +639,17 @@ class FunctionPool:
         """The deployment stops: no new call, no new instance, waiting calls are told."""
         self._closed = reason
         self._set_next_check(None)
+        while self._pending:  # never launched: nothing to stop
+            slot = self._pending.popleft()
+            slot.ended = True
+            slot.done.set()
+            self.slots.remove(slot)
+            slot.notify()
         self._wake_all()
 
     def _wake_all(self) -> None:
         while self._queue:
-            self._queue.popleft()._placed.set()
+            self._queue.popleft().wake()
         for slot in self.slots:
             slot.notify()
 

@@ -221,43 +221,48 @@ def _instances_over_time(
     run: RunInfo,
     out: Path,
 ) -> Path | None:
+    """One panel per deployment (rows) and function (columns), on one time axis."""
+    from matplotlib.ticker import MaxNLocator
+
     functions = sorted({function for _, function in pools})
-    if not functions:
+    deployments = [d.name for d in run.deployments if any(d.name == k[0] for k in pools)]
+    if not functions or not deployments:
         return None
-    deployments = [d.name for d in run.deployments]
     colors = _colors()
-    fig = _figure(8.5 * len(functions), 4.2)
-    axes = fig.subplots(1, len(functions), squeeze=False)[0]
+    fig = _figure(8.5 * len(functions), 1.9 * len(deployments) + 1.0)
+    axes = fig.subplots(len(deployments), len(functions), squeeze=False, sharex=True)
     end = max((r.t_end for r in records), default=0.0)
-    for ax, function in zip(axes, functions, strict=True):
-        for i, deployment in enumerate(deployments):
+    for row, deployment in enumerate(deployments):
+        color = colors[row % len(colors)]
+        for column, function in enumerate(functions):
+            ax = axes[row][column]
             pool = pools.get((deployment, function))
             if pool is None or not pool.alive_timeline:
+                ax.set_visible(False)
                 continue
-            color = colors[i % len(colors)]
             times = [t for t, _ in pool.alive_timeline]
             counts = [n for _, n in pool.alive_timeline]
-            last = max(end, times[-1])
-            label = (
-                f"{deployment} ({pool.policy}): max {pool.max_alive}, "
-                f"{pool.cold_calls} cold, idle {pool.idle_memory_mb_s:.0f} MB·s"
-            )
-            ax.step([*times, last], [*counts, counts[-1]], where="post", color=color, label=label)
+            ax.step([*times, max(end, times[-1])], [*counts, counts[-1]], where="post", color=color)
+            top = max(pool.max_instances or 0, pool.max_alive, 1)
             if pool.max_instances is not None:
-                ax.axhline(pool.max_instances, color=color, linestyle="--", linewidth=0.8)
+                ax.axhline(pool.max_instances, color="grey", linestyle="--", linewidth=0.8)
             cold = [
                 r.t_start
                 for r in records
                 if r.deployment == deployment and r.function == function and r.cold_start
             ]
-            if cold:
-                ax.plot(cold, [-0.15 - 0.1 * i] * len(cold), "|", color=color, markersize=8)
-        ax.set_ylim(bottom=-0.2 - 0.1 * len(deployments))
-        ax.set_xlabel("seconds since the run began")
-        ax.set_ylabel("instances alive")
-        ax.set_title(f"{function}: instances over time (ticks below: cold-start calls)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            ax.plot(cold, [-0.25 * top] * len(cold), "|", color="tab:red", markersize=9)
+            ax.set_ylim(-0.45 * top, top * 1.15)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(True, alpha=0.3)
+            ax.set_title(
+                f"{deployment} / {function} ({pool.policy}): at most {pool.max_alive}, "
+                f"{pool.cold_calls} cold, idle {pool.idle_memory_mb_s:.0f} MB·s",
+                fontsize="medium",
+            )
+    fig.suptitle("instances alive over time (red ticks: calls that waited for a cold start)")
+    fig.supxlabel("seconds since the run began")
+    fig.supylabel("instances")
     path = out / "instances.png"
     fig.savefig(path, dpi=110)
     return path

@@ -109,6 +109,9 @@ class FunctionSummary(msgspec.Struct, frozen=True, kw_only=True):
     #: as ATC'20 counts them), and the share of successful calls that did.
     cold_starts: int = 0
     cold_fraction: float | None = None
+    #: How long those calls waited for their instance (the call's whole step
+    #: less its HTTP round trip: what the cold start added), successful ones.
+    cold_start_wait: LatencyStats | None = None
     #: The pool, over the deployment's life (``<deployment>/scaling.json``): its
     #: policy, the most instances alive at once, memory limit x instance-seconds
     #: alive without serving, and (seconds since the run began, instances alive).
@@ -157,6 +160,7 @@ class _Group:
         self.cpu: list[int] = []
         self.cold_starts = 0
         self.cold_ok = 0
+        self.cold_waits: list[float] = []
         self.spans: dict[tuple[str, int], tuple[float, float]] = {}
 
     def add(self, record: InvocationRecord) -> None:
@@ -175,7 +179,9 @@ class _Group:
             self.cpu.append(record.cpu_time_us)
         if record.cold_start:
             self.cold_starts += 1
-            self.cold_ok += record.error is None and record.latency_s is not None
+            if record.error is None and record.latency_s is not None:
+                self.cold_ok += 1
+                self.cold_waits.append(max(0.0, record.t_end - record.t_start - record.latency_s))
         key = (record.workload, record.repetition)
         first, last = self.spans.get(key, (record.t_start, record.t_end))
         self.spans[key] = (min(first, record.t_start), max(last, record.t_end))
@@ -270,6 +276,7 @@ def summarize(
                 memory_kernel_peak_bytes=int(kernel_peak) if kernel_peak is not None else None,
                 cold_starts=group.cold_starts,
                 cold_fraction=group.cold_ok / ok if ok else None,
+                cold_start_wait=latency_stats(group.cold_waits),
                 cpu_time_mean_us=math.fsum(group.cpu) / len(group.cpu) if group.cpu else None,
                 cpu_time_max_us=max(group.cpu, default=None),
                 cpu_time_total_us=sum(group.cpu) if group.cpu else None,

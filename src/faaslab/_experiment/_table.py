@@ -83,9 +83,11 @@ def _scaling_line(function: FunctionSummary) -> str:
         else ""
     )
     idle = function.idle_memory_mb_s
+    wait = function.cold_start_wait
+    waited = f" waiting {_ms(wait.p50_s)} ms (p50)" if wait is not None else ""
     return (
         f"  {function.deployment}/{function.function} ({function.policy}): "
-        f"{function.cold_starts} cold starts{share}, {function.instances_started or 0} "
+        f"{function.cold_starts} cold starts{share}{waited}, {function.instances_started or 0} "
         f"instances started, at most {function.max_instances_seen or 0} at once, idle memory "
         + ("-" if idle is None else f"{idle:.0f} MB·s")
     )
