@@ -16,8 +16,9 @@ import anyio.lowlevel
 import pytest
 
 from faaslab import FaaslabError, FunctionFailed, InstanceStartError, InvocationTimeout
-from faaslab._deployment._pool import Call, FunctionPool, Slot
+from faaslab._deployment._pool import FunctionPool
 from faaslab._deployment._scaling import Decision
+from faaslab._deployment._slot import Call, Slot
 from faaslab._function import Instance, InstanceState, Lifecycle
 from faaslab._spec import FunctionSpec, ScalingSpec
 

@@ -6,8 +6,9 @@
 - :class:`Deployment`, :func:`run_deployment` (``_actor``) — the actor: the
   one task group, supervision of every instance position, invocations,
   events, checkpoints, the ordered stop.
-- ``_pool`` — a function's pool: instance positions, the scaling policy it
-  follows, its FIFO queue, its snapshots (no I/O).
+- ``_pool`` — a function's pool: the scaling policy it follows, its FIFO
+  queue, its snapshots (no I/O); ``_slot`` — one instance position and one
+  call's place in it.
 - ``_scaling`` — the scaling policies: ``fixed``, ``keep-alive`` and ATC'20's
   ``hybrid-histogram`` behind one protocol (:func:`make_policy`; pure).
 - ``_accounting`` — a pool's counters from its events: cold starts, instances
@@ -22,7 +23,7 @@
 from ._accounting import PoolAccounting, PoolStatistics
 from ._actor import Deployment, DeploymentParts, run_deployment
 from ._open import open_deployment
-from ._pool import DeploymentStatistics, FunctionStatistics, InstanceStatistics
+from ._pool import DeploymentStatistics, FunctionStatistics
 from ._recovery import DeploymentOnEngine, find_deployments, remove_deployment, stop_orphaned
 from ._scaling import (
     Decision,
@@ -31,6 +32,7 @@ from ._scaling import (
     ScalingPolicy,
     make_policy,
 )
+from ._slot import InstanceStatistics
 
 __all__ = (
     "Decision",

@@ -54,9 +54,10 @@ from .._storage import Storage
 from .._util import first_error
 from ._accounting import PoolStatistics
 from ._events import EventHub
-from ._pool import DeploymentStatistics, FunctionPool, FunctionStatistics, InstanceStatistics, Slot
+from ._pool import DeploymentStatistics, FunctionPool, FunctionStatistics
 from ._prepare import PreparedFunction
 from ._restart import after_death
+from ._slot import InstanceStatistics, Slot
 
 __all__ = (
     "Deployment",

@@ -25,7 +25,7 @@ from ._arrivals import poisson_arrivals
 from ._records import InvocationRecord, error_of
 from ._results import WorkloadRunInfo
 from ._spec import Workload
-from ._trace import Trace, trace_arrivals
+from ._trace import Trace, trace_arrivals, trace_summary
 
 __all__ = ("Progress", "ProgressCallback", "RunClock", "WorkloadDriver")
 
@@ -97,6 +97,11 @@ class WorkloadDriver:
         self._progress = progress
         self._trace = trace
         self._trace_seed = trace_seed
+        #: The calls this run makes at most (a trace's own total for a trace loop).
+        self._count = workload.count
+        if trace is not None:
+            total = trace_summary(trace).calls
+            self._count = total if workload.count is None else min(total, workload.count)
         self._in_flight = 0
         self._t_start = clock.now()
         self._log = log.bind(deployment=name, workload=workload.name, repetition=repetition)
@@ -253,7 +258,7 @@ class WorkloadDriver:
                     calls=self.calls,
                     errors=self.errors,
                     dropped=self.dropped,
-                    count=self.workload.count,
+                    count=self._count,
                     duration_s=self.workload.duration_s,
                     elapsed_s=self._clock.now() - self._t_start,
                 )

@@ -85,12 +85,17 @@ def _scaling_line(function: FunctionSummary) -> str:
     idle = function.idle_memory_mb_s
     wait = function.cold_start_wait
     waited = f" waiting {_ms(wait.p50_s)} ms (p50)" if wait is not None else ""
+    started = function.instances_started or 0
     return (
         f"  {function.deployment}/{function.function} ({function.policy}): "
-        f"{function.cold_starts} cold starts{share}{waited}, {function.instances_started or 0} "
-        f"instances started, at most {function.max_instances_seen or 0} at once, idle memory "
-        + ("-" if idle is None else f"{idle:.0f} MB·s")
+        f"{_count(function.cold_starts, 'cold start')}{share}{waited}, "
+        f"{_count(started, 'instance')} started, at most {function.max_instances_seen or 0} "
+        "at once, idle memory " + ("-" if idle is None else f"{idle:.0f} MB·s")
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def format_table(summary: ExperimentSummary) -> str:
