@@ -8,7 +8,8 @@
    concurrent cold creations of the same function (``open_cold_instance``:
    create, start, /alive, then one call each), i.e. the same containers
    without the pool. The ratio is the pool's price for starting on demand.
-   Between repetitions the pool scales back to zero (keep-alive 0.5 s).
+   Before each measurement the pool is back at zero (keep-alive 0.5 s), so
+   no teardown runs beside it; the two alternate in order.
 2. Policy CPU, in isolation. A pool driven without Docker (fake instances):
    the CPU per call of the pool's bookkeeping and its policy (admit, decide,
    on_call, on_idle, accounting) for each policy and pool size.
@@ -93,10 +94,16 @@ async def scale_up(code: str, sizes: list[int], repeat: int) -> None:
             deployment_spec(code, scaling)
         ) as pool:
             creations, bursts = [], []
-            for _ in range(repeat):
-                creations.append(await cold_creations(fixed, n))
-                await wait_for_zero(pool)
-                bursts.append((await burst(pool, n))[0])
+            for rep in range(repeat):
+                # Nothing else on the engine while either is timed: the pool's
+                # instances have scaled back to zero (the cold ones are removed
+                # inside cold_creations); the order alternates against drift.
+                for which in ("creations", "burst") if rep % 2 == 0 else ("burst", "creations"):
+                    await wait_for_zero(pool)
+                    if which == "creations":
+                        creations.append(await cold_creations(fixed, n))
+                    else:
+                        bursts.append((await burst(pool, n))[0])
             c, b = median(creations), median(bursts)
             print(f"{n:>3} {c:>17.3f} {b:>8.3f} {b / c:>18.2f}", flush=True)
 

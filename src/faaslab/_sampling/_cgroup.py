@@ -31,8 +31,9 @@ import errno
 import os
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -129,27 +130,9 @@ def find_memory_files(
     a directory named after it. `pid` may be None to search only.
     """
     tried: list[str] = []
-    lines: list[_CgroupLine] = []
-    if pid is not None:
-        lines = _read_proc_cgroup(proc_root / str(pid) / "cgroup", tried)
-    for line in lines:
-        if "memory" in line.controllers:
-            relative = _relative(line.path)
-            for mount in dict.fromkeys(("memory", ",".join(line.controllers))):
-                found = _probe(cgroup_root / mount / relative, 1, line.path, "proc", tried)
-                if found:
-                    return found
-    for line in lines:
-        if line.hierarchy == 0 and not line.controllers:
-            relative = _relative(line.path)
-            for base in (cgroup_root, cgroup_root / "unified"):
-                found = _probe(base / relative, 2, line.path, "proc", tried)
-                if found:
-                    return found
-    if container_id:
-        found = _search(container_id, cgroup_root, tried)
-        if found:
-            return found
+    found = _discover(pid, container_id, "memory", (), _probe, proc_root, cgroup_root, tried)
+    if found:
+        return found
     who = f"pid {pid}" if pid is not None else "no pid"
     if container_id:
         who += f", container {container_id}"
@@ -172,35 +155,13 @@ def find_cpu_file(
     or at ``unified/``), else a search by container id.
     """
     tried: list[str] = []
-    lines: list[_CgroupLine] = []
-    if pid is not None:
-        lines = _read_proc_cgroup(proc_root / str(pid) / "cgroup", tried)
-    for line in lines:
-        if "cpuacct" in line.controllers:
-            relative = _relative(line.path)
-            for mount in dict.fromkeys(("cpuacct", ",".join(line.controllers), "cpu,cpuacct")):
-                found = _probe_cpu(cgroup_root / mount / relative, 1, line.path, "proc", tried)
-                if found:
-                    return found
-    for line in lines:
-        if line.hierarchy == 0 and not line.controllers:
-            relative = _relative(line.path)
-            for base in (cgroup_root, cgroup_root / "unified"):
-                found = _probe_cpu(base / relative, 2, line.path, "proc", tried)
-                if found:
-                    return found
-    if container_id:
-        roots = [(cgroup_root / "cpuacct", 1), (cgroup_root, 2), (cgroup_root / "unified", 2)]
-        for root, version in roots:
-            if not root.is_dir():
-                continue
-            for directory in _walk_dirs(root, SEARCH_DEPTH):
-                if container_id in directory.name:
-                    cgroup_path = "/" + directory.relative_to(root).as_posix()
-                    found = _probe_cpu(directory, version, cgroup_path, "search", tried)
-                    if found:
-                        return found
-        tried.append(f"search of {cgroup_root} for a directory named after {container_id}")
+    # Most v1 hosts mount cpu and cpuacct together; this one apart.
+    mounts = ("cpu,cpuacct",)
+    found = _discover(
+        pid, container_id, "cpuacct", mounts, _probe_cpu, proc_root, cgroup_root, tried
+    )
+    if found:
+        return found
     who = f"pid {pid}" if pid is not None else "no pid"
     raise SamplingError(f"no readable cgroup CPU file for {who}; tried:\n  " + "\n  ".join(tried))
 
@@ -411,19 +372,66 @@ def _check_readable(path: Path) -> str | None:
     return None
 
 
-def _search(container_id: str, cgroup_root: Path, tried: list[str]) -> MemoryFiles | None:
-    hierarchies: list[tuple[Path, int]] = [(cgroup_root / "memory", 1)]
+_Found = TypeVar("_Found", MemoryFiles, CpuFile)
+#: Probes a cgroup directory: (directory, version, cgroup path, found by, tried).
+_Probe = Callable[[Path, int, str, str, list[str]], _Found | None]
+
+
+def _discover(
+    pid: int | None,
+    container_id: str | None,
+    controller: str,
+    mounts: tuple[str, ...],
+    probe: _Probe[_Found],
+    proc_root: Path,
+    cgroup_root: Path,
+    tried: list[str],
+) -> _Found | None:
+    """The v1 ``controller``'s cgroup of `pid`, else its v2 cgroup, else a search.
+
+    v1 hierarchies are tried at the controller's own mount, at the mount
+    named by all its controllers (``cpu,cpuacct``) and at ``mounts``."""
+    lines: list[_CgroupLine] = []
+    if pid is not None:
+        lines = _read_proc_cgroup(proc_root / str(pid) / "cgroup", tried)
+    for line in lines:
+        if controller in line.controllers:
+            relative = _relative(line.path)
+            for mount in dict.fromkeys((controller, ",".join(line.controllers), *mounts)):
+                found = probe(cgroup_root / mount / relative, 1, line.path, "proc", tried)
+                if found:
+                    return found
+    for line in lines:
+        if line.hierarchy == 0 and not line.controllers:
+            relative = _relative(line.path)
+            for base in (cgroup_root, cgroup_root / "unified"):
+                found = probe(base / relative, 2, line.path, "proc", tried)
+                if found:
+                    return found
+    if container_id:
+        return _search(container_id, controller, probe, cgroup_root, tried)
+    return None
+
+
+def _search(
+    container_id: str,
+    controller: str,
+    probe: _Probe[_Found],
+    cgroup_root: Path,
+    tried: list[str],
+) -> _Found | None:
+    hierarchies: list[tuple[Path, int]] = [(cgroup_root / controller, 1)]
     if (cgroup_root / "cgroup.controllers").is_file():
         hierarchies.append((cgroup_root, 2))
     hierarchies.append((cgroup_root / "unified", 2))
     hierarchies = [(root, version) for root, version in hierarchies if root.is_dir()]
     if not hierarchies:
-        tried.append(f"search for {container_id}: no memory hierarchy under {cgroup_root}")
+        tried.append(f"search for {container_id}: no {controller} hierarchy under {cgroup_root}")
     for root, version in hierarchies:
         for directory in _walk_dirs(root, SEARCH_DEPTH):
             if container_id in directory.name:
                 cgroup_path = "/" + directory.relative_to(root).as_posix()
-                found = _probe(directory, version, cgroup_path, "search", tried)
+                found = probe(directory, version, cgroup_path, "search", tried)
                 if found:
                     return found
         tried.append(f"search of {root} for a directory named after {container_id} (none)")
