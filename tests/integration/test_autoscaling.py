@@ -200,3 +200,46 @@ async def test_fixed_pools_are_today_s(
     assert [i.is_cold for i in first] == [True, True, False, False]  # the runtime's first calls
     assert (stats.starts, stats.stops, stats.cold_starts) == (2, 0, 0)
     assert msgspec.to_builtins(state.pools[0])["policy"] == "fixed"
+
+
+@pytest.mark.usefixtures("nothing_left")
+async def test_many_calls_at_once_pack_onto_instances_up_to_their_concurrency(
+    deployment_id: str, make_function: Callable[..., Path]
+) -> None:
+    code = make_function("work", WORK)
+    function = FunctionSpec(
+        name="fn",
+        code=str(code),
+        concurrency=2,
+        scaling=ScalingSpec(policy="keep-alive", keep_alive_s=30, max_instances=2),
+    )
+    spec = DeploymentSpec(
+        functions=[function], deployment_id=deployment_id, storage=StorageSpec(kind="none")
+    )
+    async with open_deployment(spec) as dep:
+        results = []
+
+        async def call() -> None:
+            results.append(await dep.invoke("fn", {"sleep_s": 0.3}))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(12):
+                tg.start_soon(call)
+        stats = dep.scaling_statistics()["fn"]
+    assert len(results) == 12
+    # Two instances, each given two calls while it started: four waited for a start.
+    assert (stats.starts, stats.cold_starts, stats.cold_calls) == (2, 2, 4)
+    assert sum(r.cold_start for r in results) == 4
+    assert {r.instance for r in results} == {"fn-0", "fn-1"}
+    assert stats.max_alive == 2
+    # Never more than `concurrency` calls at once on an instance (the handlers' own times).
+    for name in ("fn-0", "fn-1"):
+        edges = sorted(
+            [(r.begin, 1) for r in results if r.instance == name]
+            + [(r.end, -1) for r in results if r.instance == name]
+        )
+        at_once = most = 0
+        for _, step in edges:
+            at_once += step
+            most = max(most, at_once)
+        assert most == 2, name
