@@ -367,7 +367,7 @@ def test_start_with_keep_alive_scales_on_invoke_and_status_shows_it(
     status = faaslab("status", str(out))
     assert "fa (keep-alive): 2 instance(s) alive, at most 2 so far; 2 started" in status.stdout
     assert status.stdout.count(" ready ") == 2
-    gone = wait_for_status(out, "0 instance(s) alive")
+    gone = wait_for_status(out, "2 started, 2 stopped")  # both torn down
     assert "fa (keep-alive): 0 instance(s) alive, at most 2 so far; 2 started, 2 stopped" in gone
     assert json.loads(out.read_text())["functions"] == []
 

@@ -10,9 +10,9 @@ object-oriented API (no pyplot, no global state, no GUI backend).
   the whole time from creating the fresh container to its answer (dotted).
 - ``memory_<deployment>.png`` — per instance, its sampled memory over time
   with its invocations shaded (the handler's begin to end).
-- ``instances.png`` — per function, the instances alive over time in each
-  deployment (from its ``scaling.json``), its ``max_instances`` dashed, and
-  the calls that waited for a cold start marked below the lines.
+- ``instances.png`` — when a pool scales: per deployment and function, the
+  instances alive over time (from its ``scaling.json``), ``max_instances``
+  dashed, and the calls that waited for a cold start marked below.
 """
 
 from __future__ import annotations
@@ -224,10 +224,11 @@ def _instances_over_time(
     """One panel per deployment (rows) and function (columns), on one time axis."""
     from matplotlib.ticker import MaxNLocator
 
+    # Fixed pools only: their instances are the deployment's, a flat line.
+    if all(pool.policy == "fixed" for pool in pools.values()):
+        return None
     functions = sorted({function for _, function in pools})
     deployments = [d.name for d in run.deployments if any(d.name == k[0] for k in pools)]
-    if not functions or not deployments:
-        return None
     colors = _colors()
     fig = _figure(8.5 * len(functions), 1.9 * len(deployments) + 1.0)
     axes = fig.subplots(len(deployments), len(functions), squeeze=False, sharex=True)
