@@ -58,7 +58,7 @@ from ._messages import (
     InstanceStarting,
     SamplerLagging,
 )
-from ._spec import DeploymentSpec, FunctionSpec, NoSQLSpec, load_deployment_spec
+from ._spec import DeploymentSpec, FunctionSpec, NoSQLSpec, ScalingSpec, load_deployment_spec
 
 __all__ = (
     "Deployment",
@@ -104,6 +104,7 @@ __all__ = (
     "RequirementsError",
     "SamplerLagging",
     "SamplingError",
+    "ScalingSpec",
     "SpecError",
     "StateError",
     "StorageError",

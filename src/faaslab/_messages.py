@@ -19,7 +19,9 @@ __all__ = (
     "InstanceExited",
     "InstanceReady",
     "InstanceRestarted",
+    "InstanceStartFailed",
     "InstanceStarting",
+    "InstanceStopping",
     "SamplerLagging",
 )
 
@@ -32,6 +34,28 @@ class _Event(msgspec.Struct, frozen=True, tag_field="event", kw_only=True):
 class InstanceStarting(_Event, frozen=True, tag="instance.starting"):
     function: str
     instance: str
+    #: Why: "deploy", "call" (a call found no free instance), "policy" (min
+    #: instances, a pre-warm, queued calls) or "restart".
+    reason: str = ""
+
+
+class InstanceStopping(_Event, frozen=True, tag="instance.stopping"):
+    """The function's scaling policy stops an idle instance."""
+
+    function: str
+    instance: str
+    container_id: str
+    #: Seconds it had been idle.
+    idle_s: float
+    policy: str
+
+
+class InstanceStartFailed(_Event, frozen=True, tag="instance.start_failed"):
+    """An instance started on demand never became ready (its waiting calls get the error)."""
+
+    function: str
+    instance: str
+    reason: str
 
 
 class InstanceReady(_Event, frozen=True, tag="instance.ready"):
@@ -109,6 +133,8 @@ class DeploymentStopped(_Event, frozen=True, tag="deployment.stopped"):
 DeploymentEvent = (
     InstanceStarting
     | InstanceReady
+    | InstanceStopping
+    | InstanceStartFailed
     | InstanceExited
     | InstanceRestarted
     | FunctionFailedEvent

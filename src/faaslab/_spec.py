@@ -17,16 +17,28 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ._errors import SpecError
+from ._scaling_spec import (
+    DEFAULT_KEEP_ALIVE_S,
+    POLICIES,
+    PolicyName,
+    ScalingSpec,
+    scaling_spec_from_data,
+)
 from ._util import parse_file
 
 __all__ = (
+    "DEFAULT_KEEP_ALIVE_S",
     "FUNCTION_LANGUAGES",
+    "POLICIES",
     "DeploymentSpec",
     "FunctionLanguage",
     "FunctionSpec",
     "NoSQLSpec",
+    "PolicyName",
+    "ScalingSpec",
     "StorageSpec",
     "load_deployment_spec",
+    "scaling_spec_from_data",
 )
 
 #: Lambda's ephemeral storage ranges up to 10 GB (10240 MB).
@@ -254,6 +266,8 @@ class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     #: default, up to 10240). It is a tmpfs: what is written there counts
     #: against ``memory_mb``, as tmpfs pages do in the container's cgroup.
     tmp_mb: int = 512
+    #: How many instances run, and when (default: ``instances``, always).
+    scaling: ScalingSpec = ScalingSpec()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -275,6 +289,12 @@ class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             raise SpecError(
                 f"tmp_mb: {self.tmp_mb} for {self.name!r}; must be in [1, {MAX_TMP_MB}] "
                 "(as Lambda's ephemeral storage)"
+            )
+        if self.scaling.policy != "fixed" and self.instances != 1:
+            raise SpecError(
+                f"instances: {self.instances} for {self.name!r} with scaling policy "
+                f"{self.scaling.policy!r}; it scales between scaling.min_instances and "
+                "scaling.max_instances (instances is for policy 'fixed')"
             )
         for key in self.env:
             if not key or "=" in key:

@@ -28,6 +28,7 @@ __all__ = (
     "Checkpoint",
     "DeploymentState",
     "FunctionRecord",
+    "PoolRecord",
     "SamplingRecord",
     "Status",
     "SupervisorRecord",
@@ -85,6 +86,23 @@ class FunctionRecord(msgspec.Struct, frozen=True, kw_only=True):
     state: str = "ready"
 
 
+class PoolRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One function's pool: its scaling policy and its counters (faaslab's)."""
+
+    function: str
+    policy: str = "fixed"
+    min_instances: int | None = None
+    max_instances: int | None = None
+    #: Instances alive now (starting, serving, idle or being torn down), and at most.
+    alive: int = 0
+    max_alive: int = 0
+    starts: int = 0
+    stops: int = 0
+    cold_starts: int = 0
+    #: Calls waiting for an instance.
+    queued: int = 0
+
+
 class SupervisorRecord(msgspec.Struct, frozen=True, kw_only=True):
     """The detached process that owns the deployment (absent for in-process use)."""
 
@@ -126,6 +144,9 @@ class DeploymentState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=F
     #: loadable (to stop it) even when a function's code directory is gone.
     spec: dict[str, Any] = {}
     functions: list[FunctionRecord] = []
+    #: Per function: its scaling policy and instance counters (instances come
+    #: and go under a scaling policy; ``functions`` lists those alive).
+    pools: list[PoolRecord] = []
     inputs: list[Any] = []
     #: The function each entry of ``inputs`` belongs to (faaslab's; SeBS has one).
     input_functions: list[str] = []

@@ -38,7 +38,7 @@ from .._control import (
 from .._deployment import InstanceStatistics, stop_orphaned
 from .._errors import FaaslabError, SpecError, StateError
 from .._sebs import is_sebs_benchmark
-from .._spec import FUNCTION_LANGUAGES, DeploymentSpec, FunctionSpec
+from .._spec import FUNCTION_LANGUAGES, POLICIES, DeploymentSpec, FunctionSpec, ScalingSpec
 from .._state import DeploymentState, check_writable, load_state
 from .._storage import parse_nosql_option, parse_storage_option
 from ._progress import Column, print_table
@@ -179,6 +179,51 @@ def add_deployment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", metavar="DIR", help="SeBS benchmark data (benchmarks-data/<benchmark>)"
     )
+    scaling = parser.add_argument_group("scaling (per function)")
+    scaling.add_argument(
+        "--scaling",
+        default="fixed",
+        choices=POLICIES,
+        help="fixed: --deployments instances always (default); keep-alive: on demand up to "
+        "--max-instances, idle ones stopped after --keep-alive; hybrid-histogram: ATC'20's "
+        "pre-warm and keep-alive windows from a histogram of idle times",
+    )
+    scaling.add_argument(
+        "--keep-alive", type=float, metavar="S", help="seconds an idle instance is kept"
+    )
+    scaling.add_argument("--min-instances", type=int, metavar="N", help="kept even when idle")
+    scaling.add_argument("--max-instances", type=int, metavar="N", help="instances at most")
+
+
+_SCALING_OPTIONS = {
+    "scaling.keep_alive_s": "--keep-alive",
+    "scaling.min_instances": "--min-instances",
+    "scaling.max_instances": "--max-instances",
+}
+
+
+def scaling_from_args(args: argparse.Namespace) -> ScalingSpec:
+    """The ``--scaling`` options as a ScalingSpec; errors name the options."""
+    if args.scaling != "fixed" and args.deployments != 1:
+        raise SpecError(
+            f"--deployments {args.deployments}: with --scaling {args.scaling}, instances come "
+            "and go between --min-instances and --max-instances"
+        )
+    fields: dict[str, Any] = {"policy": args.scaling}
+    for option, field in (
+        ("keep_alive", "keep_alive_s"),
+        ("min_instances", "min_instances"),
+        ("max_instances", "max_instances"),
+    ):
+        if getattr(args, option) is not None:
+            fields[field] = getattr(args, option)
+    try:
+        return ScalingSpec(**fields)
+    except SpecError as exc:
+        message = str(exc)
+        for field, option in _SCALING_OPTIONS.items():
+            message = message.replace(field, option)
+        raise SpecError(message) from None
 
 
 def _function_name(directory: Path) -> str:
@@ -188,6 +233,7 @@ def _function_name(directory: Path) -> str:
 
 def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
     functions = []
+    scaling = scaling_from_args(args)
     for directory in args.functions:
         path = Path(directory)
         memory, timeout = args.memory or 256, args.timeout or 60.0
@@ -207,6 +253,7 @@ def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
                 language=args.language,
                 language_version=args.language_version,
                 tmp_mb=args.tmp,
+                scaling=scaling,
             )
         )
     return DeploymentSpec(
@@ -275,12 +322,23 @@ def cmd_start(args: argparse.Namespace) -> int:
     state = start_detached(spec, path, force=args.force)
     for record in state.functions:
         print(f"{record.instance:<24} {record.url:<22} {record.instance_id[:12]}")
+    _print_pools(state)
     print(
         f"deployment {state.id}: {len(state.functions)} instance(s) ready in "
         f"{time.monotonic() - started:.1f} s; state in {path}",
         file=sys.stderr,
     )
     return 0
+
+
+def _print_pools(state: DeploymentState) -> None:
+    for pool in state.pools:
+        if pool.policy != "fixed":
+            print(
+                f"{pool.function}: {pool.policy}, {pool.alive} of at most {pool.max_instances} "
+                "instance(s) now; more start on demand",
+                file=sys.stderr,
+            )
 
 
 # -- invoke -------------------------------------------------------------------------
@@ -448,6 +506,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     elif stats.engine_outages:
         print(f"  engine: answering ({stats.engine_outages} outage(s) ridden out)")
     memory = {m.instance: m for m in reply.memory}
+    for function in stats.functions:
+        if function.policy != "fixed":
+            serving = sum(inst.state != "stopping" for inst in function.instances)
+            print(
+                f"  {function.name} ({function.policy}): {serving} instance(s) alive, at most "
+                f"{function.max_alive} so far; {function.starts} started, {function.stops} "
+                f"stopped, {function.cold_starts} cold starts, {function.queued} call(s) queued"
+            )
     rows = []
     ends: list[str] = []
     for function in stats.functions:
@@ -588,6 +654,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             state = load_state(path)
             for record in state.functions:
                 print(f"{record.instance:<24} http://{record.url}/")
+            _print_pools(state)
             print("serving; Ctrl-C stops and writes the memory statistics", file=sys.stderr)
             sys.stdout.flush()
         else:

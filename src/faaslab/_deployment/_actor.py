@@ -1,18 +1,21 @@
 """The Deployment actor: the one task group, supervision, routing, state, stop.
 
-Obtained from ``open_deployment`` (``_open``), it starts every instance of
-every function at once (each supervisor is started with ``task_group.start``,
-so the first instance that cannot start fails the whole start with its own
-error, and everything already created is removed). Each instance has a
-supervisor task that replaces a container when it ends, as the crash policy
-says (``_restart``: a death during a call is replaced at once and never
-counts; crashes back off like CrashLoopBackOff; the function is refused with
-:class:`FunctionFailed` only past a user-set ``max_restarts``). When the
-engine stops answering, the supervisors ride it out together (``_outage``):
-the deployment keeps its state, waits up to ``engine_timeout_s``, then
-restores its objects and recreates the instances on their ports, or ends
-itself, writing the statistics it has. ``stop`` tears everything down in
-order under a shielded scope; concurrent calls share one stop.
+Obtained from ``open_deployment`` (``_open``), it starts the instances every
+function's pool asks for at deploy (each supervisor is started with
+``task_group.start``, so the first instance that cannot start fails the whole
+start with its own error, and everything already created is removed). Each
+instance position has a supervisor task that replaces a container when it
+ends, as the crash policy says (``_restart``: a death during a call is
+replaced at once and never counts; crashes back off like CrashLoopBackOff;
+the function is refused with :class:`FunctionFailed` only past a user-set
+``max_restarts``). Under a scaling policy the pool (``_pool``) asks for
+positions on demand and stops idle ones; each gets a supervisor and a
+Sampler like the first. When the engine stops answering, the supervisors
+ride it out together (``_outage``): the deployment keeps its state, waits up
+to ``engine_timeout_s``, then restores its objects and recreates the
+instances on their ports, or ends itself, writing the statistics it has.
+``stop`` tears everything down in order under a shielded scope; concurrent
+calls share one stop.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +67,9 @@ from .._messages import (
     InstanceExited,
     InstanceReady,
     InstanceRestarted,
+    InstanceStartFailed,
     InstanceStarting,
+    InstanceStopping,
     SamplerLagging,
 )
 from .._sampling import Sampler, SamplingProcess, container_pid
@@ -79,12 +85,13 @@ from .._state import (
 )
 from .._storage import NoSQL, Storage
 from .._util import first_error
+from ._accounting import PoolStatistics
 from ._events import EventHub
 from ._outage import EngineOutage
-from ._pool import DeploymentStatistics, FunctionPool, FunctionStatistics, InstanceStatistics, Slot
+from ._pool import DeploymentStatistics, FunctionPool, FunctionStatistics
 from ._prepare import PreparedFunction, image_of
 from ._restart import Cause, RestartPolicy, after_death, cause_of
-from ._routing import Router
+from ._slot import InstanceStatistics, Slot
 
 __all__ = (
     "Deployment",
@@ -170,8 +177,27 @@ class Deployment:
         self.id = deployment_id
         self.network = network
         self._session = parts.session
-        self._functions = {f.name: FunctionPool(f) for f in spec.functions}
-        self._router = Router()
+        self._policy = RestartPolicy(
+            initial_backoff_s=spec.restart_backoff_s,
+            max_backoff_s=spec.restart_backoff_max_s,
+            reset_after_s=2 * spec.restart_backoff_max_s,  # kubelet's 2 x the cap
+            max_restarts=spec.max_restarts,
+            window_s=spec.restart_window_s,
+        )
+        self._functions = {
+            f.name: FunctionPool(
+                f,
+                clock=time.monotonic,
+                start_slot=partial(self._start_slot, f),
+                stop_slot=self._stop_slot,
+                queue_timeout_s=spec.queue_timeout_s,
+                start_timeout_s=spec.start_timeout_s,
+                restart_policy=self._policy,
+            )
+            for f in spec.functions
+        }
+        #: Each pool's counters when the stop began (None while running).
+        self._pools_at_stop: dict[str, PoolStatistics] | None = None
         self._started = time.monotonic()
         self._created_at = time.time()
         self._stopping = False
@@ -181,13 +207,6 @@ class Deployment:
         self._labels = dict(parts.labels)
         self._tg: TaskGroup | None = None
         self._stop_lock = anyio.Lock()
-        self._policy = RestartPolicy(
-            initial_backoff_s=spec.restart_backoff_s,
-            max_backoff_s=spec.restart_backoff_max_s,
-            reset_after_s=2 * spec.restart_backoff_max_s,  # kubelet's 2 x the cap
-            max_restarts=spec.max_restarts,
-            window_s=spec.restart_window_s,
-        )
         self._outage = EngineOutage(
             parts.engine,
             timeout_s=spec.engine_timeout_s,
@@ -281,13 +300,12 @@ class Deployment:
         if self._outage.since is not None:
             raise self._outage.unreachable()
         body = _encode(event)
-        instance = await self._router.acquire(
-            function, state.instances, self.spec.queue_timeout_s
-        )
+        call = await state.acquire()
         try:
-            return await self._call(state, instance, body, timeout, check)
+            instance = await state.ready_instance(call)
+            return await self._call(state, instance, body, timeout, check, cold_start=call.cold)
         finally:
-            self._router.notify()
+            state.finish(call)
 
     async def _call(
         self,
@@ -296,18 +314,22 @@ class Deployment:
         body: bytes,
         timeout: float | None,
         check: bool,
+        *,
+        cold_start: bool,
     ) -> Invocation:
         state.invocations += 1
         try:
             memory = instance.memory
             if memory is None:
                 result = await instance.invoke(body, timeout or state.spec.timeout_s)
+                result = msgspec.structs.replace(result, cold_start=cold_start)
             else:
                 before, reset, started_ns = memory.before_call()
                 result = await instance.invoke(body, timeout or state.spec.timeout_s)
                 call = await memory.after_call(before, reset, started_ns)
                 result = msgspec.structs.replace(
                     result,
+                    cold_start=cold_start,
                     memory_before_bytes=call.before_bytes,
                     memory_peak_bytes=call.peak_bytes,
                     memory_method=call.method,
@@ -361,11 +383,25 @@ class Deployment:
         timeout: float | None = None,
         check: bool = True,
     ) -> Invocation:
-        """Invoke one given instance (from :meth:`open_cold_instance` or :meth:`instances`)."""
+        """Invoke one given instance (from :meth:`open_cold_instance` or :meth:`instances`).
+
+        An instance of the pool is busy for the pool while the call runs (its
+        policy does not stop it). ``cold_start`` is true for the first call of
+        an instance from :meth:`open_cold_instance` (it was started for it).
+        """
         state = self._state_of(instance.spec.name)
         if not isinstance(event, Mapping | None):
             raise SpecError(f"event: must be a JSON object (a mapping), not {type(event).__name__}")
-        return await self._call(state, instance, _encode(event or {}), timeout, check)
+        body = _encode(event or {})
+        call = state.place_on(instance)
+        if call is None:
+            cold = instance.calls == 0
+            return await self._call(state, instance, body, timeout, check, cold_start=cold)
+        try:
+            call.running = True
+            return await self._call(state, instance, body, timeout, check, cold_start=False)
+        finally:
+            state.finish(call)
 
     def _state_of(self, function: str) -> FunctionPool:
         state = self._functions.get(function)
@@ -377,7 +413,13 @@ class Deployment:
     def instances(self, function: str | None = None) -> list[Instance]:
         """The instances serving now (of one function, or all)."""
         states = [self._functions[function]] if function else self._functions.values()
-        return [s.instance for st in states for s in st.slots if s.instance is not None]
+        return [instance for state in states for instance in state.instances()]
+
+    def scaling_statistics(self) -> dict[str, PoolStatistics]:
+        """Each function's pool counters: now, or when the stop began once stopped."""
+        if self._pools_at_stop is not None:
+            return dict(self._pools_at_stop)
+        return {name: pool.scaling_statistics() for name, pool in self._functions.items()}
 
     def statistics(self) -> DeploymentStatistics:
         """An immutable snapshot of the deployment now."""
@@ -405,40 +447,90 @@ class Deployment:
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Keep one instance position filled until the deployment stops."""
+        """Keep one instance position filled until the deployment stops (or its pool
+        stops it); a position started on demand that cannot start ends here."""
+        pool = self._functions[spec.name]
         try:
             with slot.scope:
                 await self._keep_filled(spec, slot, task_status)
+        except InstanceStartError as exc:
+            if not slot.on_demand:
+                raise
+            pool.start_failed(slot, exc)
+            self._events.publish(
+                InstanceStartFailed(
+                    at=time.time(), function=spec.name, instance=slot.name, reason=str(exc)
+                )
+            )
         finally:
             slot.done.set()
+            pool.slot_done(slot)
+            if slot.on_demand:
+                self._save()
+
+    def _start_slot(self, spec: FunctionSpec, slot: Slot) -> None:
+        """The pool asks for a new position (on demand, or ahead of it)."""
+        assert self._tg is not None, "positions are started on demand once the deployment runs"
+        self._tg.start_soon(self._supervise, spec, slot)
+
+    def _stop_slot(self, slot: Slot) -> None:
+        """The pool's policy stops an idle position."""
+        assert self._tg is not None
+        self._tg.start_soon(self._scale_in, slot)
+
+    async def _scale_in(self, slot: Slot) -> None:
+        instance = slot.instance
+        if instance is not None:
+            idle_s = time.monotonic() - (slot.idle_since or time.monotonic())
+            self._events.publish(
+                InstanceStopping(
+                    at=time.time(),
+                    function=instance.spec.name,
+                    instance=slot.name,
+                    container_id=instance.container_id,
+                    idle_s=round(idle_s, 4),
+                    policy=instance.spec.scaling.policy,
+                )
+            )
+            if instance.memory is not None:
+                # The kernel's peak is read while the cgroup exists.
+                with anyio.CancelScope(shield=True):
+                    await instance.memory.finish(self._sampler)
+        slot.scope.cancel()
 
     async def _keep_filled(
         self, spec: FunctionSpec, slot: Slot, task_status: TaskStatus[None]
     ) -> None:
         """Fill one position again and again; the crash policy decides when (``_restart``)."""
         state = self._functions[spec.name]
-        name = f"{spec.name}-{slot.index}"
+        name = slot.name
         generation = 0
         while True:
             if self._outage.since is not None:
                 # Nothing is created while an outage is ridden out (restore
                 # removes what was abandoned, and must not race new containers).
-                slot.phase = "engine-unreachable"
+                slot.waiting = "engine-unreachable"
                 assert self._tg is not None
                 await self._outage.ride_out(self._tg, self._outage.unreachable())
-            slot.phase, slot.retry_at = "starting", None
+            slot.waiting, slot.retry_at = None, None
+            state.instance_starting(slot)
             self._events.publish(
-                InstanceStarting(at=time.time(), function=spec.name, instance=name)
+                InstanceStarting(
+                    at=time.time(),
+                    function=spec.name,
+                    instance=name,
+                    reason=slot.reason if generation == 0 else "restart",
+                )
             )
             outcome = await self._fill_once(spec, slot, name, generation, task_status)
-            self._router.notify()
+            state.instance_down(slot)
             if self._stopping:
                 return
             generation += 1
             if isinstance(outcome, EngineUnreachable):
                 # Not the function's doing: wait for the engine (bounded; past
                 # the bound the deployment ends and this task is cancelled).
-                slot.phase = "engine-unreachable"
+                slot.waiting = "engine-unreachable"
                 assert self._tg is not None
                 await self._outage.ride_out(self._tg, outcome)
                 continue
@@ -454,7 +546,7 @@ class Deployment:
                     f"{self.spec.restart_window_s:g} s (max_restarts={self.spec.max_restarts}); "
                     f"last: {info.reason}"
                 )
-                slot.phase = "failed"
+                slot.gave_up = True
                 self._events.publish(
                     FunctionFailedEvent(
                         at=time.time(),
@@ -463,11 +555,11 @@ class Deployment:
                         reason=state.failed,
                     )
                 )
-                self._router.notify()
+                state.function_failed()
                 self._save()
                 return
             slot.restarts += 1
-            slot.phase = "backoff" if decision.backoff_s > 0 else "starting"
+            slot.waiting = "backoff" if decision.backoff_s > 0 else None
             slot.retry_at = time.time() + decision.backoff_s
             self._events.publish(
                 InstanceRestarted(
@@ -518,8 +610,7 @@ class Deployment:
                     self._log.warning("sampler.not_started", instance=name, error=str(exc))
                 slot.instance = instance
                 slot.host_port = instance.host_port
-                slot.phase = "ready"
-                self._router.notify()
+                self._functions[spec.name].instance_up(slot)
                 self._events.publish(
                     InstanceReady(
                         at=time.time(),
@@ -625,8 +716,12 @@ class Deployment:
             await tg.start(self._run_sampler)
         async with anyio.create_task_group() as starters:
             for state in self._functions.values():
-                for slot in state.slots:
+                for slot in state.deploy():
                     starters.start_soon(self._start_one, tg, state.spec, slot)
+        for state in self._functions.values():
+            state.run()
+            if state.scales:
+                tg.start_soon(state.run_timer)
         if self._state_path is not None:
             tg.start_soon(self._checkpoints)
 
@@ -661,16 +756,19 @@ class Deployment:
             # What the engine holds cannot be removed now: the next `stop` does it.
             ended_reason = f"stopped while {self._outage.describe()}"
         self.ended_reason = ended_reason
+        self._pools_at_stop = self.scaling_statistics()
+        for state in self._functions.values():
+            state.close(f"deployment {self.id} is stopping: no new invocations")
         async with anyio.create_task_group() as tg:
             for measurement in self._measurements:
                 tg.start_soon(measurement.finish, self._sampler)
-        for state in self._functions.values():
-            for slot in state.slots:
-                slot.scope.cancel()
+        # A copy: positions leave their pool as they end.
+        slots = [slot for state in self._functions.values() for slot in state.slots]
+        for slot in slots:
+            slot.scope.cancel()
         with anyio.move_on_after(self.spec.stop_grace_s + 60):
-            for state in self._functions.values():
-                for slot in state.slots:
-                    await slot.done.wait()
+            for slot in slots:
+                await slot.done.wait()
         if self._sampler is not None:
             self._sampler_scope.cancel()
             with anyio.move_on_after(10):
@@ -713,13 +811,17 @@ class Deployment:
         self._events.publish(
             EngineLost(at=since, endpoint=self.engine.endpoint, reason=reason, until=until)
         )
-        self._router.notify()
+        # Calls waiting for a place or an instance fail now, as new ones do.
+        for pool in self._functions.values():
+            pool.engine_lost(self._outage.unreachable())
         self._save()
 
     def _engine_back(self, outage_s: float) -> None:
         self._events.publish(
             EngineBack(at=time.time(), endpoint=self.engine.endpoint, outage_s=round(outage_s, 3))
         )
+        for pool in self._functions.values():
+            pool.engine_back()
         self._save()
 
     async def _restore_after_outage(self) -> None:
@@ -778,6 +880,7 @@ class Deployment:
             created_at=self._created_at,
             spec=msgspec.to_builtins(self.spec),
             functions=records,
+            pools=[pool.record() for pool in self._functions.values()],
             inputs=self.inputs,
             input_functions=self.input_functions,
             storage=self.storage_info,

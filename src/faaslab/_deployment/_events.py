@@ -19,6 +19,7 @@ from .._messages import (
     EngineLost,
     FunctionFailedEvent,
     InstanceExited,
+    InstanceStartFailed,
     SamplerLagging,
 )
 
@@ -28,7 +29,14 @@ __all__ = ("EVENT_BUFFER", "EventHub")
 EVENT_BUFFER = 1024
 
 #: Events that mean something went wrong: logged as warnings.
-_WARNINGS = InstanceExited | FunctionFailedEvent | SamplerLagging | EngineLost | DeploymentEnded
+_WARNINGS = (
+    InstanceExited
+    | InstanceStartFailed
+    | FunctionFailedEvent
+    | SamplerLagging
+    | EngineLost
+    | DeploymentEnded
+)
 
 
 class EventHub:

@@ -1,4 +1,4 @@
-"""Driving one workload on one deployment: closed or open loop, warm, cold or as is.
+"""Driving one workload on one deployment: closed, open or trace loop; warm, cold or as is.
 
 Every call becomes one record, handed to ``sink`` as soon as it ends;
 failures are records too (nothing a function does ends the run). A function
@@ -25,6 +25,7 @@ from ._arrivals import poisson_arrivals
 from ._records import InvocationRecord, error_of
 from ._results import WorkloadRunInfo
 from ._spec import Workload
+from ._trace import Trace, trace_arrivals, trace_summary
 
 __all__ = ("Progress", "ProgressCallback", "RunClock", "WorkloadDriver")
 
@@ -75,6 +76,8 @@ class WorkloadDriver:
         clock: RunClock,
         rng: random.Random,
         progress: ProgressCallback | None = None,
+        trace: Trace | None = None,
+        trace_seed: int = 0,
     ) -> None:
         if not events:
             raise ValueError("a workload needs at least one event")
@@ -92,6 +95,13 @@ class WorkloadDriver:
         self._clock = clock
         self._rng = rng
         self._progress = progress
+        self._trace = trace
+        self._trace_seed = trace_seed
+        #: The calls this run makes at most (a trace's own total for a trace loop).
+        self._count = workload.count
+        if trace is not None:
+            total = trace_summary(trace).calls
+            self._count = total if workload.count is None else min(total, workload.count)
         self._in_flight = 0
         self._t_start = clock.now()
         self._log = log.bind(deployment=name, workload=workload.name, repetition=repetition)
@@ -106,6 +116,8 @@ class WorkloadDriver:
         self._log.info("experiment.workload_started", loop=workload.loop, start=workload.start)
         if workload.loop == "closed":
             await self._closed_loop()
+        elif workload.loop == "trace":
+            await self._trace_loop()
         else:
             await self._open_loop()
         self.finished = True
@@ -176,6 +188,30 @@ class WorkloadDriver:
                 self._in_flight += 1
                 tg.start_soon(self._counted_call, seq, due)
 
+    async def _trace_loop(self) -> None:
+        """Every traced invocation at its time (streamed: one trace minute held at once).
+
+        Nothing is dropped: a call that finds no free instance waits in the
+        pool's queue, as it would on the platform."""
+        workload = self.workload
+        if self._trace is None:
+            raise ValueError(f"{workload.name}: a trace loop needs its loaded trace")
+        arrivals = trace_arrivals(
+            self._trace, seed=self._trace_seed, minute_s=workload.seconds_per_minute
+        )
+        count, duration = workload.count, workload.duration_s
+        async with anyio.create_task_group() as tg:
+            for seq, arrival in enumerate(arrivals):
+                if self.stopped is not None or (count is not None and seq >= count):
+                    break
+                if duration is not None and arrival.at_s >= duration:
+                    break
+                due = self._t_start + arrival.at_s
+                delay = due - self._clock.now()
+                if delay > 0:
+                    await anyio.sleep(delay)
+                tg.start_soon(self._call, seq, due, arrival.trace_function)
+
     async def _counted_call(self, seq: int, scheduled: float) -> None:
         try:
             await self._call(seq, scheduled)
@@ -201,13 +237,15 @@ class WorkloadDriver:
 
     # -- one call --------------------------------------------------------------
 
-    async def _call(self, seq: int, scheduled: float) -> None:
+    async def _call(self, seq: int, scheduled: float, trace_function: str | None = None) -> None:
         event = self.events[seq % len(self.events)]
         t_start = self._clock.now()
         if self.workload.start == "cold":
             record = await self._cold_call(seq, scheduled, t_start, event)
         else:
             record = await self._pool_call(seq, scheduled, t_start, event)
+        if trace_function is not None:
+            record = msgspec.structs.replace(record, trace_function=trace_function)
         self._sink(record)
         self.calls += 1
         self.errors += record.error is not None
@@ -220,7 +258,7 @@ class WorkloadDriver:
                     calls=self.calls,
                     errors=self.errors,
                     dropped=self.dropped,
-                    count=self.workload.count,
+                    count=self._count,
                     duration_s=self.workload.duration_s,
                     elapsed_s=self._clock.now() - self._t_start,
                 )
@@ -298,4 +336,6 @@ class WorkloadDriver:
             memory_before_bytes=invocation.memory_before_bytes,
             memory_peak_bytes=invocation.memory_peak_bytes,
             memory_method=invocation.memory_method,
+            cpu_time_us=invocation.cpu_time_us,
+            cold_start=invocation.cold_start,
         )

@@ -10,6 +10,9 @@ object-oriented API (no pyplot, no global state, no GUI backend).
   the whole time from creating the fresh container to its answer (dotted).
 - ``memory_<deployment>.png`` — per instance, its sampled memory over time
   with its invocations shaded (the handler's begin to end).
+- ``instances.png`` — when a pool scales: per deployment and function, the
+  instances alive over time (from its ``scaling.json``), ``max_instances``
+  dashed, and the calls that waited for a cold start marked below.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._readback import records_of, samples_of
+from ._pools import PoolSeries
+from ._readback import pools_of, records_of, samples_of
 from ._records import InvocationRecord
 from ._results import PLOTS_DIR, RunInfo, read_run_info
 from ._samples import InstanceSamples
@@ -75,6 +79,9 @@ def write_plots(results_dir: str | os.PathLike[str]) -> list[Path]:
         path = _memory_over_time(results, deployment.name, records, run, out)
         if path is not None:
             written.append(path)
+    path = _instances_over_time(pools_of(results, run), records, run, out)
+    if path is not None:
+        written.append(path)
     return written
 
 
@@ -203,3 +210,60 @@ def _instance_panel(ax: Axes, samples: InstanceSamples, spans: list[tuple[float,
         fontsize="medium",
     )
     ax.grid(True, alpha=0.3)
+
+
+# -- instances over time -----------------------------------------------------------
+
+
+def _instances_over_time(
+    pools: dict[tuple[str, str], PoolSeries],
+    records: list[InvocationRecord],
+    run: RunInfo,
+    out: Path,
+) -> Path | None:
+    """One panel per deployment (rows) and function (columns), on one time axis."""
+    from matplotlib.ticker import MaxNLocator
+
+    # Fixed pools only: their instances are the deployment's, a flat line.
+    if all(pool.policy == "fixed" for pool in pools.values()):
+        return None
+    functions = sorted({function for _, function in pools})
+    deployments = [d.name for d in run.deployments if any(d.name == k[0] for k in pools)]
+    colors = _colors()
+    fig = _figure(8.5 * len(functions), 1.9 * len(deployments) + 1.0)
+    axes = fig.subplots(len(deployments), len(functions), squeeze=False, sharex=True)
+    end = max((r.t_end for r in records), default=0.0)
+    for row, deployment in enumerate(deployments):
+        color = colors[row % len(colors)]
+        for column, function in enumerate(functions):
+            ax = axes[row][column]
+            pool = pools.get((deployment, function))
+            if pool is None or not pool.alive_timeline:
+                ax.set_visible(False)
+                continue
+            times = [t for t, _ in pool.alive_timeline]
+            counts = [n for _, n in pool.alive_timeline]
+            ax.step([*times, max(end, times[-1])], [*counts, counts[-1]], where="post", color=color)
+            top = max(pool.max_instances or 0, pool.max_alive, 1)
+            if pool.max_instances is not None:
+                ax.axhline(pool.max_instances, color="grey", linestyle="--", linewidth=0.8)
+            cold = [
+                r.t_start
+                for r in records
+                if r.deployment == deployment and r.function == function and r.cold_start
+            ]
+            ax.plot(cold, [-0.25 * top] * len(cold), "|", color="tab:red", markersize=9)
+            ax.set_ylim(-0.45 * top, top * 1.15)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(True, alpha=0.3)
+            ax.set_title(
+                f"{deployment} / {function} ({pool.policy}): at most {pool.max_alive}, "
+                f"{pool.cold_calls} cold, idle {pool.idle_memory_mb_s:.0f} MB·s",
+                fontsize="medium",
+            )
+    fig.suptitle("instances alive over time (red ticks: calls that waited for a cold start)")
+    fig.supxlabel("seconds since the run began")
+    fig.supylabel("instances")
+    path = out / "instances.png"
+    fig.savefig(path, dpi=110)
+    return path

@@ -14,6 +14,7 @@ import msgspec
 
 from .._aggregate import MemoryReport, read_memory_report, report_path_for
 from .._errors import SpecError
+from ._pools import SCALING, PoolSeries, read_pools
 from ._records import InvocationRecord, read_records
 from ._results import INVOCATIONS, SAMPLES, SUMMARY, RunInfo, read_run_info
 from ._samples import InstanceSamples, read_samples
@@ -21,6 +22,7 @@ from ._summary import ExperimentSummary, Status, summarize
 
 __all__ = (
     "memory_reports",
+    "pools_of",
     "read_summary",
     "records_of",
     "samples_of",
@@ -48,6 +50,15 @@ def memory_reports(results: Path, run: RunInfo) -> dict[str, MemoryReport]:
     return reports
 
 
+def pools_of(results: Path, run: RunInfo) -> dict[tuple[str, str], PoolSeries]:
+    """Every deployment's pools, by (deployment, function), where they were written."""
+    return {
+        (deployment.name, function): pool
+        for deployment in run.deployments
+        for function, pool in read_pools(results / deployment.name / SCALING).items()
+    }
+
+
 def samples_of(results: Path, deployment: str) -> list[InstanceSamples]:
     path = results / deployment / SAMPLES
     return list(read_samples(path)) if path.is_file() else []
@@ -72,6 +83,7 @@ def summarize_results(results: Path, status: Status | None = None) -> Experiment
         memory=memory_reports(results, run),
         memory_mb=memory_mb,
         dropped=dropped,
+        pools=pools_of(results, run),
     )
 
 

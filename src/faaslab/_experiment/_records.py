@@ -77,6 +77,13 @@ class InvocationRecord(msgspec.Struct, frozen=True, kw_only=True):
     memory_before_bytes: int | None = None
     memory_peak_bytes: int | None = None
     memory_method: str | None = None
+    #: CPU time the instance's cgroup used during the call (µs), beside its memory peak.
+    cpu_time_us: int | None = None
+    #: The call waited for its instance to start (the platform's cold start);
+    #: ``is_cold`` is the runtime's first-call flag.
+    cold_start: bool | None = None
+    #: Trace loop: the ``HashFunction`` whose invocation this was.
+    trace_function: str | None = None
     error: ErrorRecord | None = None
 
     @property

@@ -8,11 +8,13 @@
       spec.source.toml      the file it was loaded from, as written (when there was one)
       inputs/code/<fn>/     copies of the function code (up to COPY_LIMIT_BYTES each)
       inputs/events/        copies of event files
+      inputs/traces/        copies of trace files (up to COPY_LIMIT_BYTES each)
       invocations.jsonl     one record per invocation
       summary.json          per deployment and function, cold and warm apart
       <deployment>/memory_stats.json     SeBS's shape
       <deployment>/memory_report.json    faaslab's typed report
       <deployment>/memory_samples.jsonl  per instance, for the memory-over-time plot
+      <deployment>/scaling.json          per function: its pool's counters, instances over time
       plots/*.png           written by `faaslab report`
 """
 
@@ -59,6 +61,7 @@ SPEC_SOURCE = "spec.source"
 INPUTS_DIR = "inputs"
 CODE_DIR = f"{INPUTS_DIR}/code"
 EVENTS_DIR = f"{INPUTS_DIR}/events"
+TRACES_DIR = f"{INPUTS_DIR}/traces"
 PLOTS_DIR = "plots"
 SAMPLES = "memory_samples.jsonl"
 #: Function code bigger than this is not copied (its hash is recorded instead).
@@ -229,6 +232,12 @@ def snapshot_spec(
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(original, target)
             workload["event_file"] = str(target.relative_to(results))
+        if workload.get("trace") and Path(workload["trace"]).stat().st_size <= COPY_LIMIT_BYTES:
+            original = Path(workload["trace"])
+            target = _unique(results / TRACES_DIR, original.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(original, target)
+            workload["trace"] = str(target.relative_to(results))
     write_json(results / SPEC, data)
     if source is not None:
         shutil.copyfile(source, results / f"{SPEC_SOURCE}{source.suffix}")

@@ -26,6 +26,7 @@ from .._deployment import Deployment, PreparationProgress, open_deployment
 from .._errors import FaaslabError
 from ._driver import ProgressCallback, RunClock, WorkloadDriver
 from ._events import events_from_deployment, preload_events
+from ._pools import SCALING, pool_series, write_pools
 from ._readback import STATS_NAME, summarize_results
 from ._records import RecordWriter
 from ._results import (
@@ -43,6 +44,7 @@ from ._results import (
 from ._samples import write_samples
 from ._spec import ExperimentDeployment, ExperimentSpec, Workload
 from ._summary import ExperimentSummary, Status
+from ._trace import Trace, load_trace
 
 __all__ = ("ExperimentResult", "run_experiment")
 
@@ -137,11 +139,13 @@ class _Run:
         clock: RunClock,
         run_log: _RunLog,
         progress: ProgressCallback | None,
-        preparation: PreparationProgress | None = None,
+        preparation: PreparationProgress | None,
+        traces: dict[str, Trace],
     ) -> None:
         self.spec = spec
         self.results = results
         self.events = events
+        self.traces = traces
         self.seed = seed
         self.clock = clock
         self.log = run_log
@@ -192,6 +196,9 @@ class _Run:
             # how many random numbers another drew.
             rng=random.Random(f"{self.seed}/{name}/{workload.name}/{repetition}"),
             progress=self.progress,
+            trace=self.traces.get(workload.name),
+            # Not per deployment: deployments compared on a trace get the same calls.
+            trace_seed=random.Random(f"{self.seed}/{workload.name}/{repetition}").getrandbits(63),
         )
         try:
             await driver.run()
@@ -199,8 +206,15 @@ class _Run:
             self.log.add_workload_run(driver.info())
 
     async def _keep_memory(self, dep: Deployment, directory: Path, name: str) -> None:
-        """Memory statistics and samples, while the deployment's profile still exists."""
+        """Memory statistics and samples, while the deployment's profile still exists;
+        the pools' counters as the stop began."""
         report = await dep.stop(directory / STATS_NAME)
+        epoch_s = self.clock.epoch_ns / 1e9
+        pools = [
+            pool_series(dep.spec.function(name), stats, epoch_s=epoch_s)
+            for name, stats in dep.scaling_statistics().items()
+        ]
+        await anyio.to_thread.run_sync(write_pools, directory / SCALING, pools)
         if report is None or not dep.profile_path.is_file():
             return
         await anyio.to_thread.run_sync(
@@ -213,6 +227,16 @@ class _Run:
                 epoch_ns=self.clock.epoch_ns,
             )
         )
+
+
+def _load_traces(spec: ExperimentSpec) -> dict[str, Trace]:
+    """Every trace workload's trace, read (streamed, mapped rows kept) and checked
+    before anything starts."""
+    return {
+        w.name: load_trace(w.trace, w.trace_functions)
+        for w in spec.workloads
+        if w.loop == "trace" and w.trace is not None and w.trace_functions is not None
+    }
 
 
 def _interrupted(exc: BaseException) -> bool:
@@ -243,6 +267,7 @@ async def run_experiment(
     """
     results = Path(results_dir)
     events = dict(preload_events(spec))
+    traces = await anyio.to_thread.run_sync(_load_traces, spec)
     prepare_results_dir(results, overwrite=overwrite)
     code = await anyio.to_thread.run_sync(
         lambda: snapshot_spec(spec, results, Path(source) if source is not None else None)
@@ -250,7 +275,7 @@ async def run_experiment(
     seed = spec.seed if spec.seed is not None else secrets.randbits(32)
     clock = RunClock()
     run_log = _RunLog(spec, results, seed, clock, code)
-    run = _Run(spec, results, events, seed, clock, run_log, progress, preparation)
+    run = _Run(spec, results, events, seed, clock, run_log, progress, preparation, traces)
     status: Status = "failed"
     error: str | None = None
     log.info("experiment.started", experiment=spec.name, results=str(results))

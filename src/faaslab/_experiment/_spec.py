@@ -36,8 +36,9 @@ __all__ = (
 #: the pool as it is, so each instance's first call is cold.
 StartMode = Literal["warm", "cold", "natural"]
 #: ``closed``: N clients, each calls again as soon as its call returns;
-#: ``open``: Poisson arrivals at ``rate`` per second, whatever the responses do.
-LoopKind = Literal["closed", "open"]
+#: ``open``: Poisson arrivals at ``rate`` per second, whatever the responses do;
+#: ``trace``: every invocation of an Azure Functions 2019 trace, at its minute.
+LoopKind = Literal["closed", "open", "trace"]
 
 #: Names become directory and container names.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -61,7 +62,16 @@ class Workload(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     rate: float | None = None
     #: Open loop: calls in flight at most; an arrival beyond it is dropped and counted.
     max_in_flight: int = 100
-    #: Bounds: the workload ends at the first one reached (at least one is needed).
+    #: Trace loop: an Azure Functions 2019 trace (CSV: HashOwner,HashApp,HashFunction,
+    #: Trigger,1,...,N: invocations per minute), streamed; every invocation is made.
+    trace: str | None = None
+    #: Trace loop: the rows replayed, ``HashFunction = "<this workload's function>"``
+    #: (several hashes may map to it; other rows are ignored).
+    trace_functions: dict[str, str] | None = None
+    #: Trace loop: seconds of replay per trace minute (default 60).
+    minute_s: float | None = None
+    #: Bounds: the workload ends at the first one reached (at least one is needed,
+    #: except for a trace loop, which ends with its trace).
     count: int | None = None
     duration_s: float | None = None
     #: The event: one object, a list cycled through, or a JSON/JSON-lines file. Without
@@ -78,7 +88,13 @@ class Workload(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     def __post_init__(self) -> None:
         if self.label is not None and not _NAME.match(self.label):
             raise SpecError(f"label: {self.label!r} is not a valid name")
-        if self.loop == "closed":
+        if self.loop != "trace":
+            for field in ("trace", "trace_functions", "minute_s"):
+                if getattr(self, field) is not None:
+                    raise SpecError(f"{field}: only a trace loop (loop = 'trace') has a {field}")
+        if self.loop == "trace":
+            self._check_trace()
+        elif self.loop == "closed":
             if self.rate is not None:
                 raise SpecError("rate: only an open loop (loop = 'open') has a rate")
             if self.clients is not None and self.clients < 1:
@@ -92,7 +108,7 @@ class Workload(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
                 raise SpecError("clients: only a closed loop has clients (an open loop has a rate)")
             if self.max_in_flight < 1:
                 raise SpecError(f"max_in_flight: {self.max_in_flight}; must be >= 1")
-        if self.count is None and self.duration_s is None:
+        if self.count is None and self.duration_s is None and self.loop != "trace":
             raise SpecError(f"{self.name}: give count, duration_s, or both")
         if self.count is not None and self.count < 1:
             raise SpecError(f"count: {self.count}; must be >= 1")
@@ -113,6 +129,35 @@ class Workload(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
             raise SpecError(f"event_file: {self.event_file!r} is not a file")
         if self.sebs_size is not None and not self.sebs_size:
             raise SpecError("sebs_size: empty; SeBS sizes are test, small and large")
+
+    def _check_trace(self) -> None:
+        if self.rate is not None or self.clients is not None:
+            raise SpecError(
+                "rate, clients: a trace loop makes the trace's invocations at their times"
+            )
+        if self.trace is None:
+            raise SpecError("trace: a trace loop needs a trace (an Azure Functions 2019 CSV)")
+        if not Path(self.trace).is_file():
+            raise SpecError(f"trace: {self.trace!r} is not a file")
+        if not self.trace_functions:
+            raise SpecError(
+                'trace_functions: a trace loop needs { "<HashFunction>" = "<function>" }'
+            )
+        for trace_function, function in self.trace_functions.items():
+            if function != self.function:
+                raise SpecError(
+                    f"trace_functions: {trace_function!r} = {function!r}, but this workload "
+                    f"drives {self.function!r}; a trace workload replays rows onto its own "
+                    "function (one workload per function)"
+                )
+        minute_s = self.minute_s
+        if minute_s is not None and not (math.isfinite(minute_s) and minute_s > 0):
+            raise SpecError(f"minute_s: {minute_s}; must be seconds > 0")
+
+    @property
+    def seconds_per_minute(self) -> float:
+        """A trace loop's seconds of replay per trace minute."""
+        return self.minute_s if self.minute_s is not None else 60.0
 
     @property
     def name(self) -> str:
@@ -255,8 +300,9 @@ def _resolve_paths(data: Any, base: Path) -> None:
                 if isinstance(function, dict) and isinstance(function.get("code"), str):
                     function["code"] = str((base / function["code"]).resolve())
     for workload in data.get("workloads") or []:
-        if isinstance(workload, dict) and isinstance(workload.get("event_file"), str):
-            workload["event_file"] = str((base / workload["event_file"]).resolve())
+        for field in ("event_file", "trace"):
+            if isinstance(workload, dict) and isinstance(workload.get(field), str):
+                workload[field] = str((base / workload[field]).resolve())
 
 
 def load_experiment_spec(path: str | Path) -> ExperimentSpec:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
 from .._aggregate import MemoryReport
+from ._pools import PoolSeries
 from ._records import InvocationRecord
 
 __all__ = (
@@ -104,6 +105,29 @@ class FunctionSummary(msgspec.Struct, frozen=True, kw_only=True):
     memory_max_bytes: int | None = None
     #: The kernel's own watermark, the largest over the instances.
     memory_kernel_peak_bytes: int | None = None
+    #: Calls that waited for an instance to start (the platform's cold starts,
+    #: as ATC'20 counts them), and the share of successful calls that did.
+    cold_starts: int = 0
+    cold_fraction: float | None = None
+    #: How long those calls waited for their instance (the call's whole step
+    #: less its HTTP round trip: what the cold start added), successful ones.
+    cold_start_wait: LatencyStats | None = None
+    #: The pool, over the deployment's life (``<deployment>/scaling.json``): its
+    #: policy, the most instances alive at once, memory limit x instance-seconds
+    #: alive without serving, and (seconds since the run began, instances alive).
+    policy: str | None = None
+    max_instances_seen: int | None = None
+    idle_memory_mb_s: float | None = None
+    instances_over_time: list[tuple[float, int]] = []
+    #: The pool's own counts: instances started, those a call waited for, calls
+    #: that waited (= ``cold_starts`` when every call of the pool is recorded).
+    instances_started: int | None = None
+    pool_cold_starts: int | None = None
+    pool_cold_calls: int | None = None
+    #: Per-call CPU time of the instance's cgroup (µs): mean, max and total.
+    cpu_time_mean_us: float | None = None
+    cpu_time_max_us: int | None = None
+    cpu_time_total_us: int | None = None
 
 
 class ExperimentSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,6 +157,10 @@ class _Group:
         self.error_types: Counter[str] = Counter()
         self.starts: list[float] = []
         self.peaks: list[int] = []
+        self.cpu: list[int] = []
+        self.cold_starts = 0
+        self.cold_ok = 0
+        self.cold_waits: list[float] = []
         self.spans: dict[tuple[str, int], tuple[float, float]] = {}
 
     def add(self, record: InvocationRecord) -> None:
@@ -147,6 +175,13 @@ class _Group:
             self.starts.append(record.container_start_s)
         if record.memory_peak_bytes is not None:
             self.peaks.append(record.memory_peak_bytes)
+        if record.cpu_time_us is not None:
+            self.cpu.append(record.cpu_time_us)
+        if record.cold_start:
+            self.cold_starts += 1
+            if record.error is None and record.latency_s is not None:
+                self.cold_ok += 1
+                self.cold_waits.append(max(0.0, record.t_end - record.t_start - record.latency_s))
         key = (record.workload, record.repetition)
         first, last = self.spans.get(key, (record.t_start, record.t_end))
         self.spans[key] = (min(first, record.t_start), max(last, record.t_end))
@@ -172,6 +207,20 @@ def _memory_of(report: MemoryReport | None, function: str) -> tuple[float | None
     return mean, max(maxima, default=None), max(peaks, default=None)
 
 
+def _pool_fields(pool: PoolSeries | None) -> dict[str, Any]:
+    if pool is None:
+        return {}
+    return {
+        "policy": pool.policy,
+        "max_instances_seen": pool.max_alive,
+        "idle_memory_mb_s": pool.idle_memory_mb_s,
+        "instances_over_time": pool.alive_timeline,
+        "instances_started": pool.starts,
+        "pool_cold_starts": pool.cold_starts,
+        "pool_cold_calls": pool.cold_calls,
+    }
+
+
 def summarize(
     records: Iterable[InvocationRecord],
     *,
@@ -181,17 +230,18 @@ def summarize(
     memory: Mapping[str, MemoryReport] | None = None,
     memory_mb: Mapping[tuple[str, str], int] | None = None,
     dropped: Mapping[tuple[str, str], int] | None = None,
+    pools: Mapping[tuple[str, str], PoolSeries] | None = None,
 ) -> ExperimentSummary:
     """Summarize records (streamed once) per deployment and function.
 
     ``deployments`` orders the result (others follow in order of appearance);
-    ``memory`` maps deployment names to their memory reports; ``memory_mb``
-    and ``dropped`` are keyed by (deployment, function).
+    ``memory`` maps deployment names to their memory reports; ``memory_mb``,
+    ``dropped`` and ``pools`` are keyed by (deployment, function).
     """
     groups: dict[tuple[str, str], _Group] = defaultdict(_Group)
     for record in records:
         groups[(record.deployment, record.function)].add(record)
-    for key in dropped or {}:
+    for key in [*(dropped or {}), *(pools or {})]:
         groups.setdefault(key, _Group())
     order = {name: i for i, name in enumerate(deployments)}
     keys = sorted(groups, key=lambda k: order.get(k[0], len(order)))
@@ -202,6 +252,7 @@ def summarize(
         ok = sum(len(v) for v in group.latency.values())
         active = sum(last - first for first, last in group.spans.values())
         mean, maximum, kernel_peak = _memory_of((memory or {}).get(deployment), function)
+        pool = (pools or {}).get(key)
         functions.append(
             FunctionSummary(
                 deployment=deployment,
@@ -223,6 +274,13 @@ def summarize(
                 memory_mean_bytes=mean,
                 memory_max_bytes=int(maximum) if maximum is not None else None,
                 memory_kernel_peak_bytes=int(kernel_peak) if kernel_peak is not None else None,
+                cold_starts=group.cold_starts,
+                cold_fraction=group.cold_ok / ok if ok else None,
+                cold_start_wait=latency_stats(group.cold_waits),
+                cpu_time_mean_us=math.fsum(group.cpu) / len(group.cpu) if group.cpu else None,
+                cpu_time_max_us=max(group.cpu, default=None),
+                cpu_time_total_us=sum(group.cpu) if group.cpu else None,
+                **_pool_fields(pool),
             )
         )
     return ExperimentSummary(

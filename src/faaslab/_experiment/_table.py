@@ -84,6 +84,26 @@ def table_columns() -> list[tuple[str, bool]]:
 def table_rows(summary: ExperimentSummary) -> list[list[str]]:
     """The summary table's rows: per function, one for cold calls and one for warm."""
     return [row for f in summary.functions for row in _rows(f)]
+def _scaling_line(function: FunctionSummary) -> str:
+    share = (
+        f" ({function.cold_fraction * 100:.0f} % of successful calls)"
+        if function.cold_fraction is not None
+        else ""
+    )
+    idle = function.idle_memory_mb_s
+    wait = function.cold_start_wait
+    waited = f" waiting {_ms(wait.p50_s)} ms (p50)" if wait is not None else ""
+    started = function.instances_started or 0
+    return (
+        f"  {function.deployment}/{function.function} ({function.policy}): "
+        f"{_count(function.cold_starts, 'cold start')}{share}{waited}, "
+        f"{_count(started, 'instance')} started, at most {function.max_instances_seen or 0} "
+        "at once, idle memory " + ("-" if idle is None else f"{idle:.0f} MB·s")
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def format_table(summary: ExperimentSummary) -> str:
@@ -112,6 +132,9 @@ def table_notes(summary: ExperimentSummary) -> list[str]:
             notes.append(f"  {where}: {function.dropped} open-loop arrivals dropped (at the cap)")
     if notes:
         lines += ["", "failures:", *notes]
+    scaling = [_scaling_line(f) for f in summary.functions if f.policy not in (None, "fixed")]
+    if scaling:
+        lines += ["", "scaling (cold start: the call waited for an instance to start):", *scaling]
     lines += [
         "",
         f"{summary.experiment}: {summary.status}, {summary.calls} calls, {summary.errors} errors"

@@ -38,6 +38,7 @@ from .._errors import (
     InstanceStartError,
     InvocationTimeout,
 )
+from .._sampling import CpuMeter, open_cpu_meter
 from .._spec import FunctionSpec
 from ._http_times import HttpTimes, end_timing, timing
 from ._invocation import Invocation, RuntimeAnswer, explain_sandbox
@@ -171,6 +172,8 @@ class Instance:
         host_port: int,
         session: aiohttp.ClientSession,
         lifecycle: Lifecycle,
+        *,
+        cpu: CpuMeter | None = None,
     ) -> None:
         self.engine = engine
         self.spec = spec
@@ -190,6 +193,8 @@ class Instance:
         #: The Sampler actor's per-call memory hooks, when sampling is on
         #: (:meth:`attach_memory`, once the container's Sampler runs).
         self.memory: Sampler | None = None
+        #: Its cgroup's CPU time counter (None when the cgroup files are out of reach).
+        self.cpu = cpu
         self._session = session
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._url = f"http://127.0.0.1:{host_port}/"
@@ -225,6 +230,7 @@ class Instance:
         self.in_flight += 1
         self.calls += 1
         try:
+            cpu_before = self.cpu.read_us() if self.cpu is not None else None
             client_send = time.time()
             started = time.perf_counter()
             http = HttpTimes(started)
@@ -251,6 +257,7 @@ class Instance:
                 end_timing(token)
             latency = time.perf_counter() - started
             client_receive = time.time()
+            cpu_after = self.cpu.read_us() if self.cpu is not None else None
         finally:
             self.in_flight -= 1
             if self.in_flight == 0 and self.lifecycle.state is InstanceState.BUSY:
@@ -278,6 +285,11 @@ class Instance:
             error=explain_sandbox(answer.error, self.spec.tmp_mb),
             http_connect_s=http.connected_s,
             http_first_byte_s=http.first_byte_s,
+            cpu_time_us=(
+                cpu_after - cpu_before
+                if cpu_before is not None and cpu_after is not None
+                else None
+            ),
         )
 
     async def _lost(self, exc: BaseException) -> InstanceLost:
@@ -399,6 +411,7 @@ async def open_instance(
     )
     lifecycle = Lifecycle()
     container_id = ""
+    cpu: CpuMeter | None = None
     try:
         created = time.monotonic()
         # Shielded: a create cancelled mid-request may still happen on the
@@ -427,7 +440,12 @@ async def open_instance(
         data = await engine.inspect_container(container_id)
         if data is None:
             raise InstanceStartError(f"{name}: its container vanished right after start")
-        instance = Instance(engine, spec, name, container_id, _host_port(data), session, lifecycle)
+        pid = int((data.get("State") or {}).get("Pid") or 0)
+        if pid > 0:
+            cpu = await anyio.to_thread.run_sync(open_cpu_meter, pid, container_id)
+        instance = Instance(
+            engine, spec, name, container_id, _host_port(data), session, lifecycle, cpu=cpu
+        )
         ready = await _ready_or_exit(instance, session, created + ctx.start_timeout_s)
         if not ready:
             logs = await engine.container_logs(container_id)
@@ -442,6 +460,8 @@ async def open_instance(
             lifecycle.to(InstanceState.FAILED)
         raise
     finally:
+        if cpu is not None:
+            cpu.close()
         if container_id:
             with anyio.CancelScope(shield=True):
                 await _teardown(engine, container_id, ctx, lifecycle)

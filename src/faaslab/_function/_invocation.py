@@ -76,6 +76,14 @@ class Invocation(msgspec.Struct, frozen=True, kw_only=True):
     #: connector is not a ``TimingConnector``.
     http_connect_s: float | None = None
     http_first_byte_s: float | None = None
+    #: CPU time the instance's cgroup used during the call (µs: user + system,
+    #: every process of the container), when its cgroup files are readable.
+    #: With ``concurrency`` > 1 calls that overlap share it.
+    cpu_time_us: int | None = None
+    #: The platform's cold start: the call waited for its instance to start
+    #: (placed on one still starting). ``is_cold`` is the runtime's: the
+    #: instance's first call, also when it was started ahead of demand.
+    cold_start: bool | None = None
 
     @property
     def ok(self) -> bool:

@@ -1,6 +1,9 @@
 """Memory sampling: cgroup discovery, the sampling process, the Sampler actor.
 
-- :func:`find_memory_files` — which kernel file holds a container's memory (pure).
+- :func:`find_memory_files` — which kernel file holds a container's memory (pure);
+  :func:`find_cpu_file` the same for its CPU time.
+- :class:`CpuMeter`, :func:`open_cpu_meter` — a container's CPU time, read
+  around each invocation.
 - :class:`SamplingProcess` — the worker process reading those files on absolute
   deadlines, and the async pump delivering :class:`SampleBatch` per subscription.
 - :class:`PeakWatermark`, :func:`read_kernel_peak`, :func:`reset_peak` — the
@@ -13,17 +16,20 @@
 Modules: ``_cgroup`` (discovery, pure), ``_worker`` (the sampling process),
 ``_protocol`` (the frames between the two processes), ``_client`` (the pump
 in the deployment's process), ``_subscription`` (per-file batches),
-``_peak`` (kernel watermarks), ``_sampler`` (the actor).
+``_peak`` (kernel watermarks), ``_sampler`` (the actor), ``_cpu`` (CPU time per call).
 """
 
 from ._cgroup import (
+    CpuFile,
     HostCgroups,
     MemoryFiles,
     cgroup_version,
     describe_host_cgroups,
+    find_cpu_file,
     find_memory_files,
 )
 from ._client import SamplingProcess
+from ._cpu import CpuMeter, open_cpu_meter
 from ._peak import PeakWatermark, read_kernel_peak, reset_peak
 from ._sampler import CallMemory, Sampler, container_pid
 from ._subscription import (
@@ -36,6 +42,8 @@ from ._subscription import (
 
 __all__ = (
     "CallMemory",
+    "CpuFile",
+    "CpuMeter",
     "HostCgroups",
     "KeyStatistics",
     "MemoryFiles",
@@ -49,7 +57,9 @@ __all__ = (
     "cgroup_version",
     "container_pid",
     "describe_host_cgroups",
+    "find_cpu_file",
     "find_memory_files",
+    "open_cpu_meter",
     "read_kernel_peak",
     "reset_peak",
 )

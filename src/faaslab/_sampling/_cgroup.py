@@ -1,8 +1,10 @@
-"""Where the kernel accounts a container's memory: cgroup discovery (pure).
+"""Where the kernel accounts a container's memory and CPU time: cgroup discovery (pure).
 
 Given a process id (a container's main process), find the file that holds its
 cgroup's current memory usage and the one that holds its peak, whatever the
-host's layout is. Nothing here is hard-coded to one layout; every root is a
+host's layout is; and the file that holds the CPU time it used
+(:func:`find_cpu_file`: ``cpuacct.usage`` in ns on v1, ``cpu.stat``'s
+``usage_usec`` on v2). Nothing here is hard-coded to one layout; every root is a
 parameter so that tests run on fake trees.
 
 Layouts seen in the wild (``<id>`` is the full container id)::
@@ -29,19 +31,23 @@ import errno
 import os
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
 from .._errors import SamplingError
 
 __all__ = (
+    "CpuFile",
     "HostCgroups",
     "MemoryFiles",
     "cgroup_version",
     "describe_host_cgroups",
+    "find_cpu_file",
     "find_memory_files",
+    "parse_cpu_usage_us",
 )
 
 PROC_ROOT = Path("/proc")
@@ -51,6 +57,7 @@ SEARCH_DEPTH = 6
 
 _V1_USAGE, _V1_PEAK = "memory.usage_in_bytes", "memory.max_usage_in_bytes"
 _V2_USAGE, _V2_PEAK = "memory.current", "memory.peak"
+_V1_CPU, _V2_CPU = "cpuacct.usage", "cpu.stat"
 _SYSTEMD_SCOPE = re.compile(r"docker-[0-9a-f]{12,64}\.scope")
 _HEX_ID = re.compile(r"[0-9a-f]{12,64}")
 
@@ -70,6 +77,18 @@ class MemoryFiles(msgspec.Struct, frozen=True, kw_only=True):
     #: The cgroup path (as /proc/<pid>/cgroup gave it, or as found by search).
     cgroup: str
     #: "proc" when /proc/<pid>/cgroup led here, "search" when found by container id.
+    found_by: str = "proc"
+
+
+class CpuFile(msgspec.Struct, frozen=True, kw_only=True):
+    """The CPU accounting file of one cgroup (user + system time of all its tasks)."""
+
+    #: v1 ``cpuacct.usage`` (nanoseconds) or v2 ``cpu.stat`` (its ``usage_usec`` line).
+    path: str
+    #: 1 or 2.
+    version: int
+    #: The cgroup path (as /proc/<pid>/cgroup gave it, or as found by search).
+    cgroup: str
     found_by: str = "proc"
 
 
@@ -111,33 +130,66 @@ def find_memory_files(
     a directory named after it. `pid` may be None to search only.
     """
     tried: list[str] = []
-    lines: list[_CgroupLine] = []
-    if pid is not None:
-        lines = _read_proc_cgroup(proc_root / str(pid) / "cgroup", tried)
-    for line in lines:
-        if "memory" in line.controllers:
-            relative = _relative(line.path)
-            for mount in dict.fromkeys(("memory", ",".join(line.controllers))):
-                found = _probe(cgroup_root / mount / relative, 1, line.path, "proc", tried)
-                if found:
-                    return found
-    for line in lines:
-        if line.hierarchy == 0 and not line.controllers:
-            relative = _relative(line.path)
-            for base in (cgroup_root, cgroup_root / "unified"):
-                found = _probe(base / relative, 2, line.path, "proc", tried)
-                if found:
-                    return found
-    if container_id:
-        found = _search(container_id, cgroup_root, tried)
-        if found:
-            return found
+    found = _discover(pid, container_id, "memory", (), _probe, proc_root, cgroup_root, tried)
+    if found:
+        return found
     who = f"pid {pid}" if pid is not None else "no pid"
     if container_id:
         who += f", container {container_id}"
     raise SamplingError(
         f"no readable cgroup memory file for {who}; tried:\n  " + "\n  ".join(tried)
     )
+
+
+def find_cpu_file(
+    pid: int | None,
+    *,
+    container_id: str | None = None,
+    proc_root: Path = PROC_ROOT,
+    cgroup_root: Path = CGROUP_ROOT,
+) -> CpuFile:
+    """The CPU accounting file of `pid`'s cgroup; SamplingError says what was tried.
+
+    Found as the memory file is: the v1 ``cpuacct`` controller (mounted alone
+    or with ``cpu``) when it holds the cgroup, else the v2 tree (at the root
+    or at ``unified/``), else a search by container id.
+    """
+    tried: list[str] = []
+    # Most v1 hosts mount cpu and cpuacct together; this one apart.
+    mounts = ("cpu,cpuacct",)
+    found = _discover(
+        pid, container_id, "cpuacct", mounts, _probe_cpu, proc_root, cgroup_root, tried
+    )
+    if found:
+        return found
+    who = f"pid {pid}" if pid is not None else "no pid"
+    raise SamplingError(f"no readable cgroup CPU file for {who}; tried:\n  " + "\n  ".join(tried))
+
+
+def parse_cpu_usage_us(version: int, text: bytes) -> int:
+    """CPU time in µs from the file's content (v1: ns as one number; v2: cpu.stat)."""
+    if version == 1:
+        return int(text) // 1000
+    for line in text.splitlines():
+        key, _, value = line.partition(b" ")
+        if key == b"usage_usec":
+            return int(value)
+    raise ValueError("cpu.stat has no usage_usec line")
+
+
+def _probe_cpu(
+    directory: Path, version: int, cgroup_path: str, found_by: str, tried: list[str]
+) -> CpuFile | None:
+    path = directory / (_V1_CPU if version == 1 else _V2_CPU)
+    try:
+        parse_cpu_usage_us(version, path.read_bytes())
+    except FileNotFoundError:
+        tried.append(f"{path} (missing)")
+        return None
+    except (OSError, ValueError) as exc:
+        tried.append(f"{path} ({exc})")
+        return None
+    return CpuFile(path=str(path), version=version, cgroup=cgroup_path, found_by=found_by)
 
 
 def cgroup_version(cgroup_root: Path = CGROUP_ROOT) -> str:
@@ -320,19 +372,66 @@ def _check_readable(path: Path) -> str | None:
     return None
 
 
-def _search(container_id: str, cgroup_root: Path, tried: list[str]) -> MemoryFiles | None:
-    hierarchies: list[tuple[Path, int]] = [(cgroup_root / "memory", 1)]
+_Found = TypeVar("_Found", MemoryFiles, CpuFile)
+#: Probes a cgroup directory: (directory, version, cgroup path, found by, tried).
+_Probe = Callable[[Path, int, str, str, list[str]], _Found | None]
+
+
+def _discover(
+    pid: int | None,
+    container_id: str | None,
+    controller: str,
+    mounts: tuple[str, ...],
+    probe: _Probe[_Found],
+    proc_root: Path,
+    cgroup_root: Path,
+    tried: list[str],
+) -> _Found | None:
+    """The v1 ``controller``'s cgroup of `pid`, else its v2 cgroup, else a search.
+
+    v1 hierarchies are tried at the controller's own mount, at the mount
+    named by all its controllers (``cpu,cpuacct``) and at ``mounts``."""
+    lines: list[_CgroupLine] = []
+    if pid is not None:
+        lines = _read_proc_cgroup(proc_root / str(pid) / "cgroup", tried)
+    for line in lines:
+        if controller in line.controllers:
+            relative = _relative(line.path)
+            for mount in dict.fromkeys((controller, ",".join(line.controllers), *mounts)):
+                found = probe(cgroup_root / mount / relative, 1, line.path, "proc", tried)
+                if found:
+                    return found
+    for line in lines:
+        if line.hierarchy == 0 and not line.controllers:
+            relative = _relative(line.path)
+            for base in (cgroup_root, cgroup_root / "unified"):
+                found = probe(base / relative, 2, line.path, "proc", tried)
+                if found:
+                    return found
+    if container_id:
+        return _search(container_id, controller, probe, cgroup_root, tried)
+    return None
+
+
+def _search(
+    container_id: str,
+    controller: str,
+    probe: _Probe[_Found],
+    cgroup_root: Path,
+    tried: list[str],
+) -> _Found | None:
+    hierarchies: list[tuple[Path, int]] = [(cgroup_root / controller, 1)]
     if (cgroup_root / "cgroup.controllers").is_file():
         hierarchies.append((cgroup_root, 2))
     hierarchies.append((cgroup_root / "unified", 2))
     hierarchies = [(root, version) for root, version in hierarchies if root.is_dir()]
     if not hierarchies:
-        tried.append(f"search for {container_id}: no memory hierarchy under {cgroup_root}")
+        tried.append(f"search for {container_id}: no {controller} hierarchy under {cgroup_root}")
     for root, version in hierarchies:
         for directory in _walk_dirs(root, SEARCH_DEPTH):
             if container_id in directory.name:
                 cgroup_path = "/" + directory.relative_to(root).as_posix()
-                found = _probe(directory, version, cgroup_path, "search", tried)
+                found = probe(directory, version, cgroup_path, "search", tried)
                 if found:
                     return found
         tried.append(f"search of {root} for a directory named after {container_id} (none)")

@@ -209,6 +209,10 @@ class Sampler:
             with contextlib.suppress(OSError):
                 os.close(self._usage_fd)
             self._usage_fd = None
+        # The call-window samples serve calls on a live instance only; a
+        # deployment that scales keeps one Sampler per instance it ever ran.
+        self._recent_times.clear()
+        self._recent_values.clear()
 
     # -- per invocation -------------------------------------------------------
 
