@@ -142,6 +142,18 @@ def test_nodejs_compression_downloads_a_directory(
     assert measurement["download_size"] > 3000
 
 
+def test_nodejs_crud_api_over_nosql(
+    tmp_path: Path, deployment_id: str, started: list[Path]
+) -> None:
+    # SeBS's nosql.js contract (aws-sdk's DocumentClient) against the deployment's
+    # dynalite, its table filled by input.py's nosql_upload; judged by validate_output.
+    answers = run_benchmarks(
+        tmp_path, deployment_id, started, ["130.crud-api"], "--language", "nodejs"
+    )
+    (product,) = answers["130.crud-api"]["output"]["result"]
+    assert (product["name"], product["price"], product["quantity"]) == ("Gothic Game", 42, 2)
+
+
 def test_python_graph_benchmarks_with_igraph(
     tmp_path: Path, deployment_id: str, started: list[Path]
 ) -> None:
