@@ -24,8 +24,9 @@ import anyio
 
 from _common import function_dir, median, quiet_logs
 from faaslab._backend import Backend, Label, open_engine
+from faaslab._backend._docker import loopback_port
 from faaslab._deployment._open import open_deployment
-from faaslab._function._actor import InstanceContext, _host_port, container_config
+from faaslab._function._actor import InstanceContext, container_config
 from faaslab._spec import DeploymentSpec, FunctionSpec, StorageSpec
 
 SOURCE = "def handler(event):\n    return event\n"
@@ -68,7 +69,9 @@ async def raw_start(engine: Backend, spec: FunctionSpec, n: int, *, concurrent: 
                 await engine.start_container(cid)
                 data = await engine.inspect_container(cid)
                 assert data is not None
-                await poll_alive(session, _host_port(data))
+                port = loopback_port(data, 8080)
+                assert port is not None
+                await poll_alive(session, port)
 
             started = time.perf_counter()
             if concurrent:

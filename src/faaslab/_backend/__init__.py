@@ -2,6 +2,8 @@
 
 - :class:`Backend` (``_protocol``) — the one interface to a container engine;
   every engine call in faaslab goes through it.
+- :class:`InstanceRequest`, :class:`InstanceHandle`, :class:`InstanceStatus`
+  (``_instance``) — instances as a backend sees them: what to run, where it runs.
 - :class:`DockerEngine`, :func:`open_engine` (``_docker``) — the Docker host
   (the local socket or ``DOCKER_HOST``), over aiodocker.
 - :class:`Label`, :func:`deployment_filter` (``_labels``) — the labels on
@@ -28,6 +30,7 @@ from ._images import (
     input_digest,
     run_with_progress,
 )
+from ._instance import InstanceHandle, InstanceRequest, InstanceStatus
 from ._labels import Label, deployment_filter
 from ._owner import owner_alive, owner_token, process_start_time
 from ._protocol import Backend, EngineInfo
@@ -42,6 +45,9 @@ __all__ = (
     "EngineInfo",
     "EngineStatus",
     "ImageStatus",
+    "InstanceHandle",
+    "InstanceRequest",
+    "InstanceStatus",
     "Label",
     "build_context",
     "build_labels",

@@ -1,10 +1,13 @@
 """The Function actor: one container serving one function instance.
 
-``open_instance`` creates the container (labels, limits, hardened, port
-published on 127.0.0.1 only), starts it and waits until ``/alive`` answers
-while watching for an early exit; it yields an :class:`Instance` that serves
-invocations, and on exit (normal, error or cancellation) stops and removes
-the container under a shielded scope with a bounded ladder.
+``open_instance`` asks the backend for the instance (its container's create
+body: labels, limits, hardened, port published on 127.0.0.1 only; the
+backend decides what runs it and how the host reaches it), starts it and
+waits until ``/alive`` answers while watching for an early exit; it yields
+an :class:`Instance` that serves invocations, and on exit (normal, error or
+cancellation) stops and removes it under a shielded scope with a bounded
+ladder. Every engine call here is an instance-level one of the Backend
+Protocol: nothing here knows whether a container or a service runs it.
 """
 
 from __future__ import annotations
@@ -19,8 +22,13 @@ import anyio
 import msgspec
 import structlog
 
-from .._backend import Backend, Label
-from .._errors import FaaslabError, InstanceLost, InstanceStartError, InvocationTimeout
+from .._backend import Backend, InstanceHandle, InstanceRequest, InstanceStatus, Label
+from .._errors import (
+    FaaslabError,
+    InstanceLost,
+    InstanceStartError,
+    InvocationTimeout,
+)
 from .._spec import FunctionSpec
 from ._invocation import Invocation, RuntimeAnswer
 from ._lifecycle import InstanceState, Lifecycle
@@ -34,6 +42,7 @@ __all__ = (
     "Instance",
     "InstanceContext",
     "container_config",
+    "instance_request",
     "open_instance",
 )
 
@@ -119,6 +128,27 @@ def container_config(
     }
 
 
+def instance_request(
+    spec: FunctionSpec,
+    instance: str,
+    ctx: InstanceContext,
+    generation: int,
+    *,
+    engine_name: str,
+    node: str | None = None,
+) -> InstanceRequest:
+    """What the backend is asked to run for one instance (pure, testable)."""
+    return InstanceRequest(
+        name=engine_name,
+        alias=instance,
+        network=ctx.network,
+        port=CONTAINER_PORT,
+        container=container_config(spec, instance, ctx, generation),
+        placement=list(spec.placement),
+        node=node,
+    )
+
+
 class Instance:
     """A running, ready container serving one function."""
 
@@ -127,16 +157,17 @@ class Instance:
         engine: Backend,
         spec: FunctionSpec,
         name: str,
-        container_id: str,
-        host_port: int,
+        handle: InstanceHandle,
         session: aiohttp.ClientSession,
         lifecycle: Lifecycle,
     ) -> None:
         self.engine = engine
         self.spec = spec
         self.name = name
-        self.container_id = container_id
-        self.host_port = host_port
+        #: Where it runs and how the host reaches it (the backend's answer).
+        self.handle = handle
+        self.container_id = handle.container_id
+        self.host_port = handle.port
         self.lifecycle = lifecycle
         self.in_flight = 0
         self.calls = 0
@@ -150,7 +181,7 @@ class Instance:
         self.memory: Sampler | None = None
         self._session = session
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-        self._url = f"http://127.0.0.1:{host_port}/"
+        self._url = f"http://{handle.host}:{handle.port}/"
         self._log = log.bind(function=spec.name, instance=name)
 
     @property
@@ -170,7 +201,7 @@ class Instance:
     @property
     def sebs_url(self) -> str:
         """The ``host:port`` form SeBS's ``out.json`` carries."""
-        return f"127.0.0.1:{self.host_port}"
+        return f"{self.handle.host}:{self.host_port}"
 
     @property
     def has_capacity(self) -> bool:
@@ -243,19 +274,18 @@ class Instance:
         """How the container ended, or None while it still runs (waits up to ``wait_s``)."""
         deadline = time.monotonic() + wait_s
         while True:
-            data = await self.engine.inspect_container(self.container_id)
-            if data is None:
+            status = await self.engine.instance_status(self.handle.id)
+            if status is None:
                 return ExitInfo(-1, False, "its container was removed")
-            state = data.get("State") or {}
-            if not state.get("Running", False):
-                return describe_exit(state, self.spec.memory_mb)
+            if not status.running:
+                return describe_status(status, self.spec.memory_mb)
             if time.monotonic() >= deadline:
                 return None
             await anyio.sleep(0.05)
 
     async def wait_exit(self) -> ExitInfo:
         """Wait until the container ends for any reason."""
-        await self.engine.wait_container(self.container_id)
+        await self.engine.wait_instance(self.handle.id)
         info = await self.exit_info()
         return info or ExitInfo(-1, False, "it stopped")
 
@@ -265,19 +295,33 @@ class Instance:
         if self.lifecycle.can(InstanceState.FAILED):
             self.lifecycle.to(InstanceState.FAILED)
         with anyio.CancelScope(shield=True):
-            await self.engine.kill_container(self.container_id)
+            await self.engine.kill_instance(self.handle.id)
 
 
 def describe_exit(state: Mapping[str, Any], memory_mb: int) -> ExitInfo:
     """An ExitInfo from the engine's ``State`` of an exited container."""
-    code = int(state.get("ExitCode", -1))
-    oom = bool(state.get("OOMKilled", False))
+    return describe_status(
+        InstanceStatus(
+            running=False,
+            exit_code=int(state.get("ExitCode", -1)),
+            oom_killed=bool(state.get("OOMKilled", False)),
+        ),
+        memory_mb,
+    )
+
+
+def describe_status(status: InstanceStatus, memory_mb: int) -> ExitInfo:
+    """An ExitInfo from the backend's status of an ended instance."""
+    code = status.exit_code
+    oom = status.oom_killed
     if oom:
         reason = f"OOM-killed: it went over its memory limit of {memory_mb} MB (exit {code})"
     elif code == 137:
         reason = "killed (SIGKILL, exit 137)"
     else:
         reason = f"exited with code {code}"
+    if status.error and not oom:
+        reason += f" ({status.error})"
     return ExitInfo(code, oom, reason)
 
 
@@ -298,14 +342,6 @@ async def _wait_alive(session: aiohttp.ClientSession, url: str, deadline: float)
     return False
 
 
-def _host_port(data: Mapping[str, Any]) -> int:
-    ports = ((data.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{CONTAINER_PORT}/tcp")
-    for binding in ports or []:
-        if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
-            return int(binding["HostPort"])
-    raise InstanceStartError("the engine published no host port for the container")
-
-
 @asynccontextmanager
 async def open_instance(
     engine: Backend,
@@ -316,11 +352,18 @@ async def open_instance(
     *,
     generation: int = 0,
     name: str | None = None,
+    node: str | None = None,
 ) -> AsyncIterator[Instance]:
-    """Create, start and wait for one instance; stop and remove it on exit."""
+    """Create, start and wait for one instance; stop and remove it on exit.
+
+    ``node`` pins it to a node of a multi-node backend (the deployment's spreading).
+    """
     name = name or f"{spec.name}-{index}"
     container_name = f"faaslab-{ctx.deployment_id}-{name}" + (
         f"-r{generation}" if generation else ""
+    )
+    request = instance_request(
+        spec, name, ctx, generation, engine_name=container_name, node=node
     )
     lifecycle = Lifecycle()
     container_id = ""
@@ -329,18 +372,20 @@ async def open_instance(
         # Shielded: a create cancelled mid-request may still happen on the
         # engine, and then we would not know the id of what we must remove.
         with anyio.CancelScope(shield=True), anyio.fail_after(REMOVE_BOUND_S):
-            container_id = await engine.create_container(
-                container_config(spec, name, ctx, generation), name=container_name
-            )
+            container_id = await engine.create_instance(request)
         lifecycle.to(InstanceState.STARTING)
-        await engine.start_container(container_id)
-        data = await engine.inspect_container(container_id)
-        if data is None:
-            raise InstanceStartError(f"{name}: its container vanished right after start")
-        instance = Instance(engine, spec, name, container_id, _host_port(data), session, lifecycle)
+        try:
+            with anyio.fail_after(ctx.start_timeout_s):
+                handle = await engine.start_instance(container_id, request)
+        except TimeoutError:
+            logs = await engine.instance_logs(container_id)
+            raise InstanceStartError(
+                f"{name}: did not start running within {ctx.start_timeout_s:g} s", logs=logs
+            ) from None
+        instance = Instance(engine, spec, name, handle, session, lifecycle)
         ready = await _ready_or_exit(instance, session, created + ctx.start_timeout_s)
         if not ready:
-            logs = await engine.container_logs(container_id)
+            logs = await engine.instance_logs(container_id)
             raise InstanceStartError(
                 f"{name}: /alive did not answer within {ctx.start_timeout_s:g} s", logs=logs
             )
@@ -378,7 +423,7 @@ async def _ready_or_exit(
 
     if "exit" in outcome and not outcome.get("ready"):
         info: ExitInfo = outcome["exit"]
-        logs = await instance.engine.container_logs(instance.container_id)
+        logs = await instance.engine.instance_logs(instance.handle.id)
         raise InstanceStartError(
             f"{instance.name} exited before it was ready: {info.reason}",
             exit_code=info.exit_code,
@@ -395,12 +440,12 @@ async def _teardown(
         lifecycle.to(InstanceState.STOPPING)
     try:
         with anyio.fail_after(ctx.stop_grace_s + REMOVE_BOUND_S):
-            await engine.stop_container(container_id, ctx.stop_grace_s)
+            await engine.stop_instance(container_id, ctx.stop_grace_s)
             if ctx.remove:
-                await engine.remove_container(container_id)
+                await engine.remove_instance(container_id)
     except (FaaslabError, TimeoutError) as exc:
         log.warning("instance.teardown_retry", container=container_id[:12], error=str(exc))
         with anyio.move_on_after(REMOVE_BOUND_S):
-            await engine.remove_container(container_id)
+            await engine.remove_instance(container_id)
     if lifecycle.can(InstanceState.STOPPED):
         lifecycle.to(InstanceState.STOPPED)

@@ -14,7 +14,7 @@ import ipaddress
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,7 +22,7 @@ import anyio
 import structlog
 from miniopy_async.api import Minio
 
-from .._backend import Backend, Label
+from .._backend import Backend, InstanceRequest, Label
 from .._errors import EngineError, FaaslabError, StorageError
 from .._spec import StorageSpec
 from ._client import S3Client, open_minio
@@ -183,7 +183,7 @@ async def open_storage(
     labels = {Label.DEPLOYMENT: deployment_id, Label.ROLE: "storage"}
     bound = log.bind(deployment=deployment_id, kind=recipe.kind)
     volume_made = False
-    container_id = ""
+    container_id = ""  # the backend's instance id
     try:
         started = time.monotonic()
         say(f"starting storage ({recipe.kind} {recipe.version})")
@@ -192,30 +192,43 @@ async def open_storage(
         with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
             await engine.create_volume(name, labels)
             volume_made = True
-            container_id = await engine.create_container(
-                container_config(
+            request = InstanceRequest(
+                name=name,
+                alias=NETWORK_ALIAS,
+                network=network,
+                port=S3_PORT,
+                container=container_config(
                     recipe, deployment_id=deployment_id, network=network, volume=name,
                     command=command,
                 ),
-                name=name,
             )  # fmt: skip
-        await engine.start_container(container_id)
-        port = _host_port(await engine.inspect_container(container_id))
-        async with open_minio(f"127.0.0.1:{port}", access_key, secret_key) as minio:
+            container_id = await engine.create_instance(request)
+        try:
+            with anyio.fail_after(spec.ready_timeout_s):
+                handle = await engine.start_instance(container_id, request)
+        except TimeoutError:
+            raise StorageError(
+                f"the storage server ({recipe.kind}) did not start running within "
+                f"{spec.ready_timeout_s:g} s"
+            ) from None
+        except EngineError as exc:
+            raise StorageError(f"the storage server ({recipe.kind}) cannot run: {exc}") from exc
+        endpoint = f"{handle.host}:{handle.port}"
+        async with open_minio(endpoint, access_key, secret_key) as minio:
             storage = Storage(
                 minio,
                 kind=recipe.kind,
                 deployment_id=deployment_id,
-                host_endpoint=f"127.0.0.1:{port}",
+                host_endpoint=endpoint,
                 function_address=f"{NETWORK_ALIAS}:{S3_PORT}",
                 access_key=access_key,
                 secret_key=secret_key,
-                container_id=container_id,
+                container_id=handle.container_id,
                 volume=name,
                 version=recipe.version,
                 keep=spec.keep,
             )
-            await _wait_ready(engine, storage, recipe, spec.ready_timeout_s)
+            await _wait_ready(engine, container_id, storage, recipe, spec.ready_timeout_s)
             elapsed = time.monotonic() - started
             bound.info("storage.ready", endpoint=storage.host_endpoint, start_s=round(elapsed, 3))
             say(f"storage ready at {storage.host_endpoint} in {elapsed:.1f} s")
@@ -284,22 +297,10 @@ async def _ensure_minio_image(engine: Backend, say: Progress) -> None:
         ) from exc
 
 
-def _host_port(data: Mapping[str, Any] | None) -> int:
-    if data is None:
-        raise StorageError("the storage container vanished right after start")
-    ports = ((data.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{S3_PORT}/tcp")
-    for binding in ports or []:
-        if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
-            return int(binding["HostPort"])
-    raise StorageError("the engine published no host port for the storage container")
-
-
 async def _wait_ready(
-    engine: Backend, storage: Storage, recipe: ServerRecipe, timeout_s: float
+    engine: Backend, instance_id: str, storage: Storage, recipe: ServerRecipe, timeout_s: float
 ) -> None:
-    """Until an authenticated S3 call succeeds, watching the container: an exit fails fast."""
-    assert storage.container_id is not None
-    container_id = storage.container_id
+    """Until an authenticated S3 call succeeds, watching the server: an exit fails fast."""
     deadline = time.monotonic() + timeout_s
     outcome: dict[str, Any] = {}
 
@@ -310,7 +311,7 @@ async def _wait_ready(
             tg.cancel_scope.cancel()
 
         async def watch() -> None:
-            outcome["exit"] = await engine.wait_container(container_id)
+            outcome["exit"] = await engine.wait_instance(instance_id)
             tg.cancel_scope.cancel()
 
         tg.start_soon(poll)
@@ -318,7 +319,7 @@ async def _wait_ready(
 
     if outcome.get("ready"):
         return
-    logs = await engine.container_logs(container_id, tail=30)
+    logs = await engine.instance_logs(instance_id, tail=30)
     if "exit" in outcome:
         message = (
             f"the storage server ({recipe.kind}) exited with code {outcome['exit']} "
@@ -358,8 +359,8 @@ async def _teardown(engine: Backend, container_id: str, volume: str | None, *, k
         with anyio.fail_after(STOP_GRACE_S + 2 * ENGINE_STEP_S):
             if container_id:
                 if keep:
-                    await engine.stop_container(container_id, STOP_GRACE_S)
-                await engine.remove_container(container_id)
+                    await engine.stop_instance(container_id, STOP_GRACE_S)
+                await engine.remove_instance(container_id)
             if remove_volume:
                 assert volume is not None
                 await engine.remove_volume(volume)
@@ -367,7 +368,7 @@ async def _teardown(engine: Backend, container_id: str, volume: str | None, *, k
         log.warning("storage.teardown_retry", container=container_id[:12], error=str(exc))
         with anyio.move_on_after(ENGINE_STEP_S):
             if container_id:
-                await engine.remove_container(container_id)
+                await engine.remove_instance(container_id)
             if remove_volume:
                 assert volume is not None
                 await engine.remove_volume(volume)
