@@ -6,6 +6,10 @@
   (``_instance``) — instances as a backend sees them: what to run, where it runs.
 - :class:`DockerEngine`, :func:`open_engine` (``_docker``) — the Docker host
   (the local socket or ``DOCKER_HOST``), over aiodocker.
+- :class:`SwarmEngine`, :func:`open_swarm`, :func:`open_backend` (``_swarm``) —
+  Docker Swarm: one service per instance on an attachable overlay, reached
+  through gateways (``_gateway``) or host-mode ports; the create body as a
+  service spec (``_service``, pure); spreading over nodes (``_placement``, pure).
 - :class:`Label`, :func:`deployment_filter` (``_labels``) — the labels on
   every object faaslab creates.
 - :func:`owner_token`, :func:`owner_alive` (``_owner``) — which process owns
@@ -33,7 +37,10 @@ from ._images import (
 from ._instance import InstanceHandle, InstanceRequest, InstanceStatus
 from ._labels import Label, deployment_filter
 from ._owner import owner_alive, owner_token, process_start_time
+from ._placement import eligible_nodes, node_matches, spread_node
 from ._protocol import Backend, EngineInfo
+from ._service import ServiceSpec, service_spec
+from ._swarm import NodeTask, SwarmEngine, open_backend, open_swarm
 
 __all__ = (
     "DEFAULT_ENDPOINT",
@@ -49,18 +56,27 @@ __all__ = (
     "InstanceRequest",
     "InstanceStatus",
     "Label",
+    "NodeTask",
+    "ServiceSpec",
+    "SwarmEngine",
     "build_context",
     "build_labels",
     "deployment_filter",
+    "eligible_nodes",
     "engine_answers",
     "engine_endpoint",
     "image_status",
     "input_digest",
+    "node_matches",
+    "open_backend",
     "open_engine",
+    "open_swarm",
     "owner_alive",
     "owner_token",
     "process_start_time",
     "run_with_progress",
+    "service_spec",
+    "spread_node",
     "start_engine",
     "stop_engine",
 )

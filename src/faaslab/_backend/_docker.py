@@ -28,6 +28,7 @@ from ._protocol import EngineInfo
 __all__ = (
     "DEFAULT_ENDPOINT",
     "DockerEngine",
+    "connect_client",
     "engine_endpoint",
     "loopback_port",
     "open_engine",
@@ -470,6 +471,18 @@ class DockerEngine:
             yield pending
 
 
+def connect_client(endpoint: str) -> aiodocker.Docker:
+    """An aiodocker client for ``endpoint`` (no request made yet)."""
+    try:
+        return aiodocker.Docker(
+            url=endpoint,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            api_version="auto",
+        )
+    except ValueError as exc:
+        raise EngineUnreachable(endpoint, str(exc)) from exc
+
+
 @asynccontextmanager
 async def open_engine(endpoint: str | None = None) -> AsyncIterator[DockerEngine]:
     """Connect to the engine and check that it answers; close the client on exit.
@@ -477,14 +490,7 @@ async def open_engine(endpoint: str | None = None) -> AsyncIterator[DockerEngine
     Raises :class:`EngineUnreachable` naming the endpoint when nothing answers.
     """
     endpoint = endpoint or engine_endpoint()
-    try:
-        client = aiodocker.Docker(
-            url=endpoint,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-            api_version="auto",
-        )
-    except ValueError as exc:
-        raise EngineUnreachable(endpoint, str(exc)) from exc
+    client = connect_client(endpoint)
     engine = DockerEngine(client, endpoint)
     try:
         await engine.ping()

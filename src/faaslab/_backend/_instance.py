@@ -43,6 +43,8 @@ class InstanceRequest(msgspec.Struct, frozen=True, kw_only=True):
     placement: list[str] = []
     #: Pin it to this node id (multi-node backends; spreading decides it).
     node: str | None = None
+    #: SIGTERM grace at stop, for backends that fix it when the instance is made.
+    stop_grace_s: float = 10.0
 
 
 class InstanceHandle(msgspec.Struct, frozen=True, kw_only=True):

@@ -126,6 +126,7 @@ def service_spec(
         "Init": bool(host.get("Init", False)),
         "ReadOnly": bool(host.get("ReadonlyRootfs", False)),
         "Hostname": request.alias,
+        "StopGracePeriod": int(request.stop_grace_s * 1e9),
     }
     if config.get("Cmd") is not None:
         container["Args"] = list(config["Cmd"])

@@ -146,6 +146,7 @@ def instance_request(
         container=container_config(spec, instance, ctx, generation),
         placement=list(spec.placement),
         node=node,
+        stop_grace_s=ctx.stop_grace_s,
     )
 
 

@@ -9,6 +9,8 @@
   bundle, proxies) the container gets.
 - :func:`build_python_images` (``_python_images``) — the Python base and
   runtime images, built without a registry.
+- :func:`ensure_sampler_image` (``_sampler_image``) — the node sampler's
+  image (Swarm): the sampling worker on the runtime image.
 
 What runs inside the containers is not here but in ``faaslab/runtimes/<language>/``.
 """
@@ -23,6 +25,7 @@ from ._python_images import (
     python_image_statuses,
 )
 from ._requirements import default_cache_root, install_requirements
+from ._sampler_image import SAMPLER_IMAGE, ensure_sampler_image
 
 __all__ = (
     "BASE_IMAGE",
@@ -31,11 +34,13 @@ __all__ = (
     "LANGUAGES",
     "MINIO_REQUIREMENT",
     "RUNTIME_IMAGE",
+    "SAMPLER_IMAGE",
     "Language",
     "LanguageRuntime",
     "PipSettings",
     "build_python_images",
     "default_cache_root",
+    "ensure_sampler_image",
     "host_pip_config",
     "install_requirements",
     "language_runtime",

@@ -10,6 +10,10 @@
   reach), folded into a running aggregate and the profile file; per-call
   memory for invocations.
 
+On Docker Swarm the same worker runs on every node (``_node``, the node
+sampler served over TCP); :func:`remote_sampling` (``_remote``) is the one
+seam that connects a deployment to it.
+
 Modules: ``_cgroup`` (discovery, pure), ``_worker`` (the sampling process),
 ``_protocol`` (the frames between the two processes), ``_client`` (the pump
 in the deployment's process), ``_subscription`` (per-file batches),
@@ -25,6 +29,7 @@ from ._cgroup import (
 )
 from ._client import SamplingProcess
 from ._peak import PeakWatermark, read_kernel_peak, reset_peak
+from ._remote import CONTAINER_PATH, SAMPLER_PORT, remote_sampling
 from ._sampler import CallMemory, Sampler, container_pid
 from ._subscription import (
     KeyStatistics,
@@ -35,6 +40,8 @@ from ._subscription import (
 )
 
 __all__ = (
+    "CONTAINER_PATH",
+    "SAMPLER_PORT",
     "CallMemory",
     "HostCgroups",
     "KeyStatistics",
@@ -51,5 +58,6 @@ __all__ = (
     "describe_host_cgroups",
     "find_memory_files",
     "read_kernel_peak",
+    "remote_sampling",
     "reset_peak",
 )
