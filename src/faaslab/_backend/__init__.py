@@ -10,6 +10,8 @@
   Docker Swarm: one service per instance on an attachable overlay, reached
   through gateways (``_gateway``) or host-mode ports; the create body as a
   service spec (``_service``, pure); spreading over nodes (``_placement``, pure).
+- :func:`start_registry`, :func:`stop_registry` (``_registry``) — Debian's
+  ``docker-registry``, started by faaslab, for images on other nodes.
 - :class:`Label`, :func:`deployment_filter` (``_labels``) — the labels on
   every object faaslab creates.
 - :func:`owner_token`, :func:`owner_alive` (``_owner``) — which process owns
@@ -39,6 +41,7 @@ from ._labels import Label, deployment_filter
 from ._owner import owner_alive, owner_token, process_start_time
 from ._placement import eligible_nodes, node_matches, spread_node
 from ._protocol import Backend, EngineInfo
+from ._registry import RegistryStatus, parse_registry_address, start_registry, stop_registry
 from ._service import ServiceSpec, service_spec
 from ._swarm import NodeTask, SwarmEngine, open_backend, open_swarm
 
@@ -57,6 +60,7 @@ __all__ = (
     "InstanceStatus",
     "Label",
     "NodeTask",
+    "RegistryStatus",
     "ServiceSpec",
     "SwarmEngine",
     "build_context",
@@ -73,10 +77,13 @@ __all__ = (
     "open_swarm",
     "owner_alive",
     "owner_token",
+    "parse_registry_address",
     "process_start_time",
     "run_with_progress",
     "service_spec",
     "spread_node",
     "start_engine",
+    "start_registry",
     "stop_engine",
+    "stop_registry",
 )

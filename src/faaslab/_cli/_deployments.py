@@ -34,7 +34,7 @@ from .._control import (
 from .._deployment import stop_orphaned
 from .._errors import FaaslabError, SpecError, StateError
 from .._sebs import is_sebs_benchmark
-from .._spec import DeploymentSpec, FunctionSpec
+from .._spec import DeploymentSpec, FunctionSpec, SwarmSpec
 from .._state import DeploymentState, check_writable, load_state
 from .._storage import parse_storage_option
 
@@ -120,6 +120,37 @@ def add_deployment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", metavar="DIR", help="SeBS benchmark data (benchmarks-data/<benchmark>)"
     )
+    parser.add_argument(
+        "--backend",
+        default="docker",
+        choices=("docker", "swarm"),
+        help="where instances run: this host's engine (default) or Docker Swarm services",
+    )
+    parser.add_argument(
+        "--swarm-address",
+        default="127.0.0.1",
+        metavar="IP",
+        help="swarm: the address the gateways publish on (default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--publish",
+        default="auto",
+        choices=("auto", "gateway", "host"),
+        help="swarm: reach tasks through gateways, or host-mode ports on their nodes "
+        "(auto: gateway on one node, host on several)",
+    )
+    parser.add_argument(
+        "--registry",
+        metavar="HOST:PORT",
+        help="swarm: the registry images reach the other nodes through (docs/scaling-out.md)",
+    )
+    parser.add_argument(
+        "--placement",
+        action="append",
+        default=[],
+        metavar="CONSTRAINT",
+        help="swarm: a placement constraint for every function (node.labels.role==bench)",
+    )
 
 
 def _function_name(directory: Path) -> str:
@@ -145,6 +176,7 @@ def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
                 memory_mb=memory,
                 cpus=args.cpus,
                 timeout_s=timeout,
+                placement=list(args.placement),
             )
         )
     return DeploymentSpec(
@@ -156,6 +188,8 @@ def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
         remove_containers=args.remove_containers,
         image=args.image,
         deployment_id=args.deployment_id,
+        backend=args.backend,
+        swarm=SwarmSpec(address=args.swarm_address, publish=args.publish, registry=args.registry),
     )
 
 
@@ -362,6 +396,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 # -- stop -----------------------------------------------------------------------------
 
 
+def _wait_supervisor_exit(state: DeploymentState) -> None:
+    """After its stop reply the supervisor still removes storage, network and the
+    rest: return once it has exited (bounded), so nothing of it is left when we do."""
+    deadline = time.monotonic() + STOP_REPLY_TIMEOUT_S
+    while _supervisor_alive(state) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     path = Path(args.deployment)
     state = load_state(path)
@@ -388,6 +430,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if _supervisor_alive(state):
         reply = anyio.run(via_supervisor)
         if reply is not None:
+            _wait_supervisor_exit(state)
             if reply.stats_path:
                 print(f"memory statistics: {reply.stats_path} (typed: {reply.report_path})")
             else:

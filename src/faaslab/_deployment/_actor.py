@@ -12,6 +12,7 @@ everything down in order under a shielded scope.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -51,6 +52,7 @@ from ._pool import DeploymentStatistics, FunctionPool, FunctionStatistics, Insta
 from ._prepare import PreparedFunction
 from ._restart import after_death
 from ._routing import Router
+from ._swarm import NodeSamplers, pinned_node
 
 __all__ = (
     "Deployment",
@@ -89,6 +91,12 @@ class DeploymentParts:
     #: SeBS inputs generated at start, and the function each belongs to.
     inputs: Sequence[Any] = ()
     input_functions: Sequence[str] = ()
+    #: On Swarm: the samplers on the nodes (instead of one local sampling process).
+    node_samplers: NodeSamplers | None = None
+    #: On Swarm: per function, the nodes its instances are spread over.
+    spread: Mapping[str, list[str]] = field(default_factory=dict)
+    #: The engine's own node (multi-node backends): its containers' stats are in reach.
+    engine_node: str = ""
 
 
 @asynccontextmanager
@@ -144,7 +152,11 @@ class Deployment:
         # Memory sampling: one process for the deployment, one measurement per container.
         self.profile_path = parts.workdir / "memory.profile"
         self._profile = ProfileWriter(self.profile_path) if spec.sampling else None
-        self._sampler = SamplingProcess() if spec.sampling else None
+        self._nodes = parts.node_samplers if spec.sampling else None
+        self._spread = parts.spread
+        self._engine_node = parts.engine_node
+        # One local sampling process, unless the nodes sample (Swarm).
+        self._sampler = SamplingProcess() if spec.sampling and self._nodes is None else None
         self._sampler_scope = anyio.CancelScope()
         self._sampler_done = anyio.Event()
         self._measurements: list[Sampler] = []
@@ -272,7 +284,7 @@ class Deployment:
             finally:
                 if instance.memory is not None:
                     with anyio.CancelScope(shield=True):
-                        await instance.memory.finish(self._sampler)
+                        await instance.memory.finish(self._sampling_of(instance.memory))
 
     async def invoke_on(
         self,
@@ -350,6 +362,7 @@ class Deployment:
                     self._contexts[spec.name],
                     self._session,
                     generation=generation,
+                    node=pinned_node(self._spread, spec.name, slot.index),
                 ) as instance:
                     await self._measure(instance, slot.index)
                     slot.instance = instance
@@ -433,7 +446,12 @@ class Deployment:
 
     async def _measure(self, instance: Instance, index: int) -> None:
         """Start the Sampler actor of a fresh container (when sampling is on)."""
-        if self._sampler is None or self._profile is None or self._tg is None:
+        if self._profile is None or self._tg is None:
+            return
+        if self._nodes is not None:
+            await self._measure_on_node(instance, index)
+            return
+        if self._sampler is None:
             return
         measurement = Sampler(
             function=instance.spec.name,
@@ -449,6 +467,48 @@ class Deployment:
         await self._tg.start(measurement.run, self.engine, self._sampler, pid)
         self._measurements.append(measurement)
         instance.attach_memory(measurement)
+
+    async def _measure_on_node(self, instance: Instance, index: int) -> None:
+        """The Sampler actor of a container on a swarm node: that node's sampler samples it."""
+        assert self._nodes is not None
+        assert self._profile is not None
+        assert self._tg is not None
+        measurement = Sampler(
+            function=instance.spec.name,
+            instance=instance.name,
+            index=index,
+            container_id=instance.container_id,
+            interval_ms=self.spec.measure_interval_ms,
+            profile=self._profile,
+            single_call=instance.spec.concurrency == 1,
+            on_lagging=self._lagging,
+        )
+        node = instance.handle.node
+        sampler, missing = self._nodes.for_node(node)
+        await self._tg.start(
+            functools.partial(
+                measurement.run_on_node,
+                self.engine,
+                sampler,
+                node=node,
+                local=node == self._engine_node,
+                missing=missing,
+            )
+        )
+        self._measurements.append(measurement)
+        instance.attach_memory(measurement)
+
+    def _sampling_of(self, measurement: Sampler) -> SamplingProcess | None:
+        """The sampling process that samples ``measurement`` (its node's, on Swarm)."""
+        if self._nodes is not None:
+            return self._nodes.for_node(measurement.node)[0]
+        return self._sampler
+
+    @property
+    def _sampler_priority(self) -> str | None:
+        if self._nodes is not None:
+            return self._nodes.priority
+        return self._sampler.priority if self._sampler is not None else None
 
     def _lagging(self, measurement: Sampler) -> None:
         snapshot = measurement.aggregate
@@ -480,6 +540,8 @@ class Deployment:
         self._tg = tg
         if self._sampler is not None:
             await tg.start(self._run_sampler)
+        if self._nodes is not None:
+            await self._nodes.start_all(tg)
         async with anyio.create_task_group() as starters:
             for state in self._functions.values():
                 for slot in state.slots:
@@ -506,7 +568,7 @@ class Deployment:
             self._stopping = True
             async with anyio.create_task_group() as tg:
                 for measurement in self._measurements:
-                    tg.start_soon(measurement.finish, self._sampler)
+                    tg.start_soon(measurement.finish, self._sampling_of(measurement))
             for state in self._functions.values():
                 for slot in state.slots:
                     slot.scope.cancel()
@@ -522,21 +584,22 @@ class Deployment:
                 self._profile.close()
             report = None
             path = Path(stats_path) if stats_path is not None else None
-            if path is not None and self._sampler is not None:
+            priority = self._sampler_priority
+            if path is not None and self._profile is not None:
                 report = await anyio.to_thread.run_sync(
                     lambda: write_reports(
                         path,
                         self.profile_path,
                         self.id,
                         [m.record() for m in self._measurements],
-                        sampler_priority=self._sampler.priority if self._sampler else None,
+                        sampler_priority=priority,
                     )
                 )
-            elif self._sampler is not None:
+            elif self._profile is not None:
                 report = build_report(
                     self.id,
                     [m.record() for m in self._measurements],
-                    sampler_priority=self._sampler.priority,
+                    sampler_priority=priority,
                 )
             self._stopped = _StopResult(report, time.time(), str(path) if path else None)
             self._save()
@@ -557,11 +620,11 @@ class Deployment:
             for record in pool.records(stopping=self._stopping)
         ]
         sampling = None
-        if self._sampler is not None:
+        if self._profile is not None:
             sampling = SamplingRecord(
                 interval_ms=self.spec.measure_interval_ms,
                 profile=str(self.profile_path),
-                priority=self._sampler.priority or "",
+                priority=self._sampler_priority or "",
             )
         stopped = self._stopped
         return DeploymentState(

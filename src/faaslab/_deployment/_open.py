@@ -22,7 +22,14 @@ import aiohttp
 import anyio
 import structlog
 
-from .._backend import Backend, Label, deployment_filter, open_engine, owner_token
+from .._backend import (
+    Backend,
+    Label,
+    SwarmEngine,
+    deployment_filter,
+    open_backend,
+    owner_token,
+)
 from .._errors import FaaslabError
 from .._sebs import generate_inputs
 from .._spec import DeploymentSpec
@@ -30,6 +37,7 @@ from .._state import SupervisorRecord, check_writable
 from .._storage import open_storage
 from ._actor import Deployment, DeploymentParts, run_deployment
 from ._prepare import prepare_functions
+from ._swarm import NodeSamplers, instance_nodes, open_node_samplers
 
 __all__ = ("open_deployment",)
 
@@ -52,6 +60,9 @@ async def _sweep(
         return  # kept for debugging, network included, so `docker start` still works
     label = deployment_filter(deployment_id)
     try:
+        for service in await engine.services_labeled(label):
+            log.warning("deployment.swept", deployment=deployment_id, service=service["ID"][:12])
+            await engine.remove_service(service["ID"])
         for container in await engine.containers_labeled(label):
             log.warning(
                 "deployment.swept", deployment=deployment_id, container=container["Id"][:12]
@@ -62,9 +73,33 @@ async def _sweep(
                 log.warning("deployment.swept", deployment=deployment_id, volume=volume["Name"])
                 await engine.remove_volume(volume["Name"])
         await engine.remove_network(network_id)
+        for secret in await engine.secrets_labeled(label):
+            await engine.remove_secret(secret["ID"])
     except FaaslabError as exc:
         # Never mask the error that ended the deployment; `faaslab gc` finishes this.
         log.error("deployment.sweep_failed", deployment=deployment_id, error=str(exc))
+
+
+@asynccontextmanager
+async def _node_samplers(
+    engine: Backend,
+    spec: DeploymentSpec,
+    deployment_id: str,
+    network: str,
+    labels: dict[str, str],
+) -> AsyncIterator[NodeSamplers | None]:
+    """On Swarm with sampling on: the samplers on every node; else None."""
+    if not spec.sampling or not isinstance(engine, SwarmEngine):
+        yield None
+        return
+    async with open_node_samplers(
+        engine,
+        deployment_id=deployment_id,
+        network=network,
+        labels=labels,
+        timeout_s=spec.swarm.sampler_timeout_s,
+    ) as samplers:
+        yield samplers
 
 
 @asynccontextmanager
@@ -91,7 +126,7 @@ async def open_deployment(
     with tempfile.TemporaryDirectory(prefix=f"faaslab-{deployment_id}-") as tmp:
         workdir = path.with_name(f"{path.name}.d") if path is not None else Path(tmp)
         workdir.mkdir(mode=0o700, exist_ok=True)
-        async with open_engine(endpoint) as engine:
+        async with open_backend(spec.backend, endpoint, spec.swarm) as engine:
             await engine.require_image(spec.image)
             network_name = f"faaslab-{deployment_id}"
             network_id = await engine.create_network(network_name, labels)
@@ -109,7 +144,11 @@ async def open_deployment(
                             inputs.append(await generate_inputs(benchmark, storage))
                             input_functions.append(function.name)
                     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
-                    async with aiohttp.ClientSession(connector=connector) as session:
+                    async with (
+                        aiohttp.ClientSession(connector=connector) as session,
+                        _node_samplers(engine, spec, deployment_id, network_name, labels) as nodes,
+                    ):
+                        swarm = engine if isinstance(engine, SwarmEngine) else None
                         parts = DeploymentParts(
                             spec=spec,
                             engine=engine,
@@ -125,6 +164,9 @@ async def open_deployment(
                             benchmarks=benchmarks,
                             inputs=inputs,
                             input_functions=input_functions,
+                            node_samplers=nodes,
+                            spread=instance_nodes(swarm, spec) if swarm else {},
+                            engine_node=swarm.node_id if swarm else "",
                         )
                         async with run_deployment(parts) as deployment:
                             yield deployment

@@ -30,8 +30,8 @@ __all__ = ("CONTAINER_PATH", "SAMPLER_PORT", "remote_sampling")
 SAMPLER_PORT = 7070
 #: ``Register.path`` prefix the node resolves to a container's memory file.
 CONTAINER_PATH = "container:"
-#: Bound on the TCP connect to a node's sampler.
-CONNECT_TIMEOUT_S = 10.0
+#: Bound on reaching a node's sampler and hearing its hello.
+CONNECT_TIMEOUT_S = 20.0
 
 
 class _Ended:
@@ -56,11 +56,15 @@ class _Input(ByteSendStream):
 class _Output(ByteReceiveStream):
     """The worker's stdout: the connection's incoming bytes until the node closes it."""
 
-    def __init__(self, stream: SocketStream, ended: _Ended) -> None:
+    def __init__(self, stream: SocketStream, ended: _Ended, first: bytes) -> None:
         self._stream = stream
         self._ended = ended
+        self._first = first
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
+        if self._first:
+            first, self._first = self._first, b""
+            return first
         try:
             return await self._stream.receive(max_bytes)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -84,11 +88,11 @@ class _NoOutput(ByteReceiveStream):
 class _Connection(anyio.abc.Process):
     """A connection to a node's sampler, dressed as the sampling process."""
 
-    def __init__(self, stream: SocketStream) -> None:
+    def __init__(self, stream: SocketStream, first: bytes) -> None:
         self._stream = stream
         self._ended = _Ended()
         self._stdin = _Input(stream)
-        self._stdout = _Output(stream, self._ended)
+        self._stdout = _Output(stream, self._ended, first)
         self._stderr = _NoOutput()
 
     async def aclose(self) -> None:
@@ -140,10 +144,21 @@ def remote_sampling(
     """
 
     async def connect() -> anyio.abc.Process:
-        with anyio.fail_after(CONNECT_TIMEOUT_S):
-            stream = await anyio.connect_tcp(host, port)
-        await stream.send(token.encode() + b"\n")
-        return _Connection(stream)
+        # A task that has just started may not listen yet, nor its gateway
+        # forward yet: until the worker's first bytes (its hello) arrive, a
+        # refused or closed connection is tried again, within a bound.
+        deadline = anyio.current_time() + CONNECT_TIMEOUT_S
+        while True:
+            try:
+                with anyio.fail_after(max(0.1, deadline - anyio.current_time())):
+                    stream = await anyio.connect_tcp(host, port)
+                    await stream.send(token.encode() + b"\n")
+                    first = await stream.receive(65536)
+                return _Connection(stream, first)
+            except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+                if anyio.current_time() >= deadline:
+                    raise OSError(f"no node sampler answers at {host}:{port}: {exc}") from exc
+            await anyio.sleep(0.2)
 
     # Registering resolves a container's cgroup on the node first: a little slower.
     return SamplingProcess(connect=connect, hello_timeout=hello_timeout, register_timeout=15.0)
