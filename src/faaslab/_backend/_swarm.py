@@ -119,6 +119,7 @@ class SwarmEngine(DockerEngine):
         #: Whether tasks publish in host mode (else through gateways).
         self.publish_host = False
         self._images: dict[str, str] = {}
+        self._image_locks: dict[str, anyio.Lock] = {}
         self._gateways: dict[str, str] = {}
         self._containers: dict[str, tuple[str, str]] = {}
         self._gaps_reported: set[str] = set()
@@ -178,9 +179,16 @@ class SwarmEngine(DockerEngine):
 
     async def service_image(self, image: str) -> str:
         """How a service names ``image``: by id on one node, by registry digest on several."""
-        cached = self._images.get(image)
-        if cached is not None:
-            return cached
+        # One resolution (and push) per image, however many instances ask at once:
+        # concurrent pushes of the same layers race in the registry.
+        lock = self._image_locks.setdefault(image, anyio.Lock())
+        async with lock:
+            cached = self._images.get(image)
+            if cached is None:
+                cached = self._images[image] = await self._resolve_image(image)
+        return cached
+
+    async def _resolve_image(self, image: str) -> str:
         image_id = await self.image_id(image)
         if image_id is None:
             raise ImageMissing(image)
@@ -189,7 +197,6 @@ class SwarmEngine(DockerEngine):
             reference = image_id
         else:
             reference = await self._push(image, registry)
-        self._images[image] = reference
         return reference
 
     async def _push(self, image: str, registry: str) -> str:
