@@ -24,6 +24,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -302,3 +303,34 @@ def private_swarm(
 ) -> Iterator[PrivateSwarm]:
     with PrivateSwarm(size, images=images, registry_port=registry_port) as swarm:
         yield swarm
+
+
+def faaslab(
+    *args: str, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m faaslab ARGS`` with ``env`` over this process's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "faaslab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env},
+        check=False,
+    )
+
+
+def labeled(node: SwarmNode, deployment_id: str) -> list[str]:
+    """Everything on one private engine still labeled with the deployment."""
+    label = f"label=faaslab.deployment={deployment_id}"
+    found = []
+    for kind, command in (
+        ("service", ("service", "ls", "-q", "--filter", label)),
+        ("container", ("ps", "-aq", "--filter", label)),
+        ("network", ("network", "ls", "-q", "--filter", label)),
+        ("volume", ("volume", "ls", "-q", "--filter", label)),
+        ("secret", ("secret", "ls", "-q", "--filter", label)),
+    ):
+        result = node.docker(*command, check=False)
+        if result.returncode == 0:
+            found += [f"{kind} {name}" for name in result.stdout.split()]
+    return found

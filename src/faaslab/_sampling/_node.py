@@ -3,7 +3,8 @@
 Run as ``python -m faaslab._sampling._node`` in every task of a deployment's
 global sampler service, with the host's ``/sys/fs/cgroup`` mounted read-only
 at ``FAASLAB_CGROUP_ROOT`` and the deployment's token in the secret file
-``FAASLAB_SAMPLER_TOKEN_FILE``. It listens on ``FAASLAB_SAMPLER_PORT``. A
+``FAASLAB_SAMPLER_TOKEN_FILE``. It listens on ``FAASLAB_SAMPLER_PORT`` (of
+``FAASLAB_SAMPLER_LISTEN``, every address of its task by default). A
 connection that does not open with the token and a newline is closed. Each
 accepted connection gets its own sampling worker (``_worker``, unchanged, a
 child process) and is bridged to it frame by frame, with one addition:
@@ -125,8 +126,10 @@ async def _main() -> None:
     token = Path(os.environ["FAASLAB_SAMPLER_TOKEN_FILE"]).read_bytes().strip()
     port = int(os.environ.get("FAASLAB_SAMPLER_PORT", "7070"))
     cgroup_root = Path(os.environ.get("FAASLAB_CGROUP_ROOT", "/sys/fs/cgroup"))
+    # Every address of its task's own network namespace (the overlay, the gateway's way in).
+    listen = os.environ.get("FAASLAB_SAMPLER_LISTEN", "0.0.0.0")
     server = await asyncio.start_server(
-        lambda r, w: _serve(r, w, token, cgroup_root), "0.0.0.0", port, reuse_address=True
+        lambda r, w: _serve(r, w, token, cgroup_root), listen, port, reuse_address=True
     )
     print(f"node sampler: listening on {port}, cgroups at {cgroup_root}", file=sys.stderr)
     async with server:

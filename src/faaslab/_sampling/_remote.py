@@ -136,7 +136,12 @@ class _Connection(anyio.abc.Process):
 
 
 def remote_sampling(
-    host: str, port: int, token: str, *, hello_timeout: float = 10.0
+    host: str,
+    port: int,
+    token: str,
+    *,
+    hello_timeout: float = 10.0,
+    connect_timeout: float = CONNECT_TIMEOUT_S,
 ) -> SamplingProcess:
     """A SamplingProcess whose worker is the node sampler at ``host:port``.
 
@@ -147,8 +152,10 @@ def remote_sampling(
         # A task that has just started may not listen yet, nor its gateway
         # forward yet: until the worker's first bytes (its hello) arrive, a
         # refused or closed connection is tried again, within a bound.
-        deadline = anyio.current_time() + CONNECT_TIMEOUT_S
+        # A wrong token looks the same (the node closes): it ends at the bound.
+        deadline = anyio.current_time() + connect_timeout
         while True:
+            stream: SocketStream | None = None
             try:
                 with anyio.fail_after(max(0.1, deadline - anyio.current_time())):
                     stream = await anyio.connect_tcp(host, port)
@@ -156,6 +163,9 @@ def remote_sampling(
                     first = await stream.receive(65536)
                 return _Connection(stream, first)
             except (OSError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+                if stream is not None:
+                    with anyio.CancelScope(shield=True):
+                        await stream.aclose()
                 if anyio.current_time() >= deadline:
                     raise OSError(f"no node sampler answers at {host}:{port}: {exc}") from exc
             await anyio.sleep(0.2)
