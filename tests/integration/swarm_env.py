@@ -30,6 +30,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
+
+from faaslab._control import StatusReply, StatusRequest, connect
+from faaslab._state import load_state
+
 #: What the swarm tests need of the machine.
 TOOLS = ("ip", "nsenter", "dockerd", "docker")
 
@@ -334,3 +339,23 @@ def labeled(node: SwarmNode, deployment_id: str) -> list[str]:
         if result.returncode == 0:
             found += [f"{kind} {name}" for name in result.stdout.split()]
     return found
+
+
+def wait_samples(state_path: Path, at_least: int, timeout: float = 60) -> dict[str, int]:
+    """Until every instance has ``at_least`` samples (the supervisor's status)."""
+
+    async def ask() -> dict[str, int]:
+        state = load_state(state_path)
+        assert state.supervisor is not None
+        async with connect(Path(state.supervisor.socket)) as client:
+            reply = await client.request(StatusRequest())
+        assert isinstance(reply, StatusReply)
+        return {m.instance: m.samples for m in reply.memory}
+
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = anyio.run(ask)
+        if counts and min(counts.values()) >= at_least:
+            return counts
+        assert time.monotonic() < deadline, f"samples after {timeout} s: {counts}"
+        time.sleep(0.5)

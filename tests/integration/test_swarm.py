@@ -18,11 +18,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-from swarm_env import PrivateSwarm, faaslab, labeled, missing_prerequisites
+from swarm_env import PrivateSwarm, faaslab, labeled, missing_prerequisites, wait_samples
 
 from faaslab._aggregate import report_path_for
 from faaslab._backend import open_engine
-from faaslab._control import StatusReply, StatusRequest, connect
 from faaslab._runtime import RUNTIME_IMAGE, ensure_sampler_image
 from faaslab._state import load_state
 from faaslab._storage import storage_image
@@ -60,26 +59,6 @@ def swarm() -> Iterator[PrivateSwarm]:
 @pytest.fixture
 def env(swarm: PrivateSwarm, tmp_path: Path) -> dict[str, str]:
     return {"DOCKER_HOST": swarm.manager.endpoint, "FAASLAB_STATE_DIR": str(tmp_path / "state")}
-
-
-def wait_samples(state_path: Path, at_least: int, timeout: float = 60) -> dict[str, int]:
-    """Until every instance has ``at_least`` samples (the supervisor's status)."""
-
-    async def ask() -> dict[str, int]:
-        state = load_state(state_path)
-        assert state.supervisor is not None
-        async with connect(Path(state.supervisor.socket)) as client:
-            reply = await client.request(StatusRequest())
-        assert isinstance(reply, StatusReply)
-        return {m.instance: m.samples for m in reply.memory}
-
-    deadline = time.monotonic() + timeout
-    while True:
-        counts = anyio.run(ask)
-        if counts and min(counts.values()) >= at_least:
-            return counts
-        assert time.monotonic() < deadline, f"samples after {timeout} s: {counts}"
-        time.sleep(0.5)
 
 
 @pytest.mark.timeout(600)
