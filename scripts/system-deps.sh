@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Install the host packages faaslab needs, only those that are missing:
 #   dockerd (docker.io) when no engine answers, mmdebstrap for the runtime
-#   image, and venv support for Python. Debian-like systems, as root.
+#   image, venv support for Python, and for Docker Swarm: docker-registry
+#   (images for the other nodes) and iproute2 + util-linux (the swarm tests'
+#   network namespaces). Debian-like systems, as root.
 set -euo pipefail
 
 missing=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v nsenter >/dev/null || missing+=(util-linux)
 if ! command -v dockerd >/dev/null; then
   # An engine that already answers (or DOCKER_HOST) is used as it is.
   if [ -z "${DOCKER_HOST:-}" ] && ! [ -S /var/run/docker.sock ]; then

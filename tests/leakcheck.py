@@ -31,6 +31,8 @@ async def _objects() -> dict[str, str]:
         containers = await engine.containers_labeled(label)
         networks = await engine.networks_labeled(label)
         volumes = await engine.volumes_labeled(label)
+        services = await engine.services_labeled(label)
+        secrets = await engine.secrets_labeled(label)
     found: dict[str, str] = {}
     for c in containers:
         found[f"container {c['Id'][:12]} {c.get('Names')}"] = c["Labels"][Label.DEPLOYMENT]
@@ -38,6 +40,10 @@ async def _objects() -> dict[str, str]:
         found[f"network {n['Id'][:12]} {n.get('Name')}"] = n["Labels"][Label.DEPLOYMENT]
     for v in volumes:
         found[f"volume {v['Name']}"] = (v.get("Labels") or {}).get(Label.DEPLOYMENT, "")
+    for kind, items in (("service", services), ("secret", secrets)):
+        for item in items:
+            labels = (item.get("Spec") or {}).get("Labels") or {}
+            found[f"{kind} {item['ID'][:12]}"] = labels.get(Label.DEPLOYMENT, "")
     return found
 
 
