@@ -18,7 +18,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from swarm_env import PrivateSwarm, faaslab, labeled, missing_prerequisites, wait_samples
+from swarm_env import PrivateSwarm, SwarmNode, faaslab, labeled, missing_prerequisites, wait_samples
 
 from faaslab._aggregate import report_path_for
 from faaslab._backend import open_engine
@@ -61,6 +61,17 @@ def env(swarm: PrivateSwarm, tmp_path: Path) -> dict[str, str]:
     return {"DOCKER_HOST": swarm.manager.endpoint, "FAASLAB_STATE_DIR": str(tmp_path / "state")}
 
 
+def start_on(
+    node: SwarmNode, code: Path, out: Path, deployment_id: str, env: dict[str, str], *options: str
+) -> None:
+    """``faaslab start CODE --backend swarm`` on the private swarm, at the node's address."""
+    started = faaslab(
+        "start", str(code), "--backend", "swarm", "--swarm-address", node.address,
+        "--id", deployment_id, "-o", str(out), *options, env=env,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+
+
 @pytest.mark.timeout(600)
 def test_three_instances_sampled_at_1_ms_and_nothing_left(
     swarm: PrivateSwarm,
@@ -74,12 +85,7 @@ def test_three_instances_sampled_at_1_ms_and_nothing_left(
     stats = tmp_path / "memory_stats.json"
     node = swarm.manager
     try:
-        started = faaslab(
-            "start", str(code), "--backend", "swarm", "--deployments", "3",
-            "--measure-interval", "1", "--swarm-address", node.address,
-            "--id", deployment_id, "-o", str(out), env=env,
-        )  # fmt: skip
-        assert started.returncode == 0, started.stderr
+        start_on(node, code, out, deployment_id, env, "--deployments", "3", "--measure-interval=1")
         services = node.docker(
             "service", "ls", "--filter", f"label=faaslab.deployment={deployment_id}",
             "--format", "{{.Name}}",
@@ -140,12 +146,7 @@ def test_a_killed_supervisor_is_cleaned_up_by_stop(
     code = make_function("fn", ALLOC)
     out = tmp_path / "d.json"
     node = swarm.manager
-    started = faaslab(
-        "start", str(code), "--backend", "swarm", "--deployments", "2",
-        "--measure-interval", "1", "--swarm-address", node.address,
-        "--id", deployment_id, "-o", str(out), env=env,
-    )  # fmt: skip
-    assert started.returncode == 0, started.stderr
+    start_on(node, code, out, deployment_id, env, "--deployments", "2", "--measure-interval", "1")
     state = load_state(out)
     assert state.supervisor is not None
     wait_samples(out, 1500)
@@ -169,6 +170,44 @@ def test_a_killed_supervisor_is_cleaned_up_by_stop(
     assert report["complete"] is False
     assert len(report["instances"]) == 2
     assert all(i["samples"] >= 1000 for i in report["instances"])
+
+
+@pytest.mark.timeout(300)
+def test_a_task_that_dies_is_replaced_by_the_supervisor_not_by_swarm(
+    swarm: PrivateSwarm,
+    env: dict[str, str],
+    tmp_path: Path,
+    make_function: Callable[..., Path],
+    deployment_id: str,
+) -> None:
+    code = make_function("fn", ALLOC)
+    out = tmp_path / "d.json"
+    node = swarm.manager
+    try:
+        start_on(node, code, out, deployment_id, env, "--storage", "none")
+        first = load_state(out).functions[0]
+        node.docker("kill", first.instance_id)
+        deadline = time.monotonic() + 60
+        while True:
+            record = load_state(out).functions[0]
+            if record.restarts == 1 and record.state == "ready":
+                break
+            assert time.monotonic() < deadline, record
+            time.sleep(0.2)
+        assert record.instance_id != first.instance_id
+        # The replacement is a new one-task service: Swarm restarted nothing itself.
+        services = node.docker(
+            "service", "ls", "--filter", f"label=faaslab.deployment={deployment_id}",
+            "--format", "{{.Name}}",
+        ).stdout.split()  # fmt: skip
+        assert services == [f"faaslab-{deployment_id}-fn-0-r1"]
+        invoked = faaslab("invoke", str(out), "fn", env=env)
+        assert invoked.returncode == 0, invoked.stdout + invoked.stderr
+        assert json.loads(invoked.stdout)["is_cold"] is True
+    finally:
+        if out.exists():
+            faaslab("stop", str(out), str(tmp_path / "stats.json"), env=env)
+    assert labeled(node, deployment_id) == []
 
 
 def test_a_bad_swarm_address_is_refused_before_anything_exists(

@@ -58,6 +58,8 @@ log = structlog.get_logger()
 TERMINAL = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
 #: How often task states are polled (the API has no task events on 1.41).
 POLL_S = 0.1
+#: How often the end of a task on another node is looked for (a task here is waited on).
+REMOTE_POLL_S = 1.0
 #: Bound on a removed service's container going away.
 REMOVE_WAIT_S = 30.0
 
@@ -380,6 +382,7 @@ class SwarmEngine(DockerEngine):
 
     async def start_instance(self, instance_id: str, request: InstanceRequest) -> InstanceHandle:
         """Wait for the task to run; return where the host reaches it."""
+        delay = POLL_S / 2
         while True:
             tasks = await self.service_tasks(instance_id, request.network)
             task = tasks[0] if tasks else None
@@ -389,7 +392,9 @@ class SwarmEngine(DockerEngine):
                 raise InstanceStartError(
                     f"{request.alias}: its Swarm task is {task.state}: {task.message}"
                 )
-            await anyio.sleep(POLL_S)
+            # Backing off: many instances starting at once must not flood the manager.
+            await anyio.sleep(delay)
+            delay = min(delay * 1.5, 5 * POLL_S)
         self._containers[instance_id] = (task.container_id, task.node)
         if self.publish_host:
             port = task.published.get(request.port)
@@ -419,22 +424,27 @@ class SwarmEngine(DockerEngine):
         return container_id if container_id and node == self.node_id else None
 
     async def instance_status(self, instance_id: str) -> InstanceStatus | None:
+        # A task container on this node says it first, and exactly (OOM included):
+        # the manager learns of its end a moment later.
+        local = self._local_container(instance_id)
+        data = await self.inspect_container(local) if local else None
+        state = (data or {}).get("State") or {}
+        if data is not None and not state.get("Running", False):
+            return InstanceStatus(
+                running=False,
+                exit_code=int(state.get("ExitCode", -1)),
+                oom_killed=bool(state.get("OOMKilled", False)),
+                error=str(state.get("Error") or ""),
+            )
         tasks = await self.service_tasks(instance_id)
         if not tasks:
             return InstanceStatus(running=True) if await self._service_exists(instance_id) else None
         task = tasks[0]
         if task.state not in TERMINAL:
             return InstanceStatus(running=True)
-        code, oom = -1, False
-        local = self._local_container(instance_id)
-        data = await self.inspect_container(local) if local else None
-        if data is not None:
-            state = data.get("State") or {}
-            code = int(state.get("ExitCode", -1))
-            oom = bool(state.get("OOMKilled", False))
-        else:
-            code = _exit_code(task.message)
-        return InstanceStatus(running=False, exit_code=code, oom_killed=oom, error=task.message)
+        return InstanceStatus(
+            running=False, exit_code=_exit_code(task.message), error=task.message
+        )
 
     async def wait_instance(self, instance_id: str) -> int:
         local = self._local_container(instance_id)
@@ -446,7 +456,7 @@ class SwarmEngine(DockerEngine):
                 return -1
             if not status.running:
                 return status.exit_code
-            await anyio.sleep(POLL_S * 2.5)
+            await anyio.sleep(REMOTE_POLL_S)
 
     async def instance_logs(self, instance_id: str, tail: int = 30) -> str:
         text = ""

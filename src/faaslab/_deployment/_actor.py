@@ -448,53 +448,36 @@ class Deployment:
         """Start the Sampler actor of a fresh container (when sampling is on)."""
         if self._profile is None or self._tg is None:
             return
+        if self._nodes is None and self._sampler is None:
+            return
+        measurement = Sampler(
+            function=instance.spec.name,
+            instance=instance.name,
+            index=index,
+            container_id=instance.container_id,
+            interval_ms=self.spec.measure_interval_ms,
+            profile=self._profile,
+            single_call=instance.spec.concurrency == 1,
+            on_lagging=self._lagging,
+        )
         if self._nodes is not None:
-            await self._measure_on_node(instance, index)
-            return
-        if self._sampler is None:
-            return
-        measurement = Sampler(
-            function=instance.spec.name,
-            instance=instance.name,
-            index=index,
-            container_id=instance.container_id,
-            interval_ms=self.spec.measure_interval_ms,
-            profile=self._profile,
-            single_call=instance.spec.concurrency == 1,
-            on_lagging=self._lagging,
-        )
-        pid = await container_pid(self.engine, instance.container_id)
-        await self._tg.start(measurement.run, self.engine, self._sampler, pid)
-        self._measurements.append(measurement)
-        instance.attach_memory(measurement)
-
-    async def _measure_on_node(self, instance: Instance, index: int) -> None:
-        """The Sampler actor of a container on a swarm node: that node's sampler samples it."""
-        assert self._nodes is not None
-        assert self._profile is not None
-        assert self._tg is not None
-        measurement = Sampler(
-            function=instance.spec.name,
-            instance=instance.name,
-            index=index,
-            container_id=instance.container_id,
-            interval_ms=self.spec.measure_interval_ms,
-            profile=self._profile,
-            single_call=instance.spec.concurrency == 1,
-            on_lagging=self._lagging,
-        )
-        node = instance.handle.node
-        sampler, missing = self._nodes.for_node(node)
-        await self._tg.start(
-            functools.partial(
-                measurement.run_on_node,
-                self.engine,
-                sampler,
-                node=node,
-                local=node == self._engine_node,
-                missing=missing,
+            # On a swarm: the sampler on the instance's node samples it.
+            node = instance.handle.node
+            sampler, missing = self._nodes.for_node(node)
+            await self._tg.start(
+                functools.partial(
+                    measurement.run_on_node,
+                    self.engine,
+                    sampler,
+                    node=node,
+                    local=node == self._engine_node,
+                    missing=missing,
+                )
             )
-        )
+        else:
+            assert self._sampler is not None
+            pid = await container_pid(self.engine, instance.container_id)
+            await self._tg.start(measurement.run, self.engine, self._sampler, pid)
         self._measurements.append(measurement)
         instance.attach_memory(measurement)
 
