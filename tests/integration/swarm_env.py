@@ -357,5 +357,8 @@ def wait_samples(state_path: Path, at_least: int, timeout: float = 60) -> dict[s
         counts = anyio.run(ask)
         if counts and min(counts.values()) >= at_least:
             return counts
-        assert time.monotonic() < deadline, f"samples after {timeout} s: {counts}"
+        if time.monotonic() > deadline:
+            log = state_path.with_name(f"{state_path.name}.d") / "supervisor.log"
+            tail = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
+            raise AssertionError(f"samples after {timeout} s: {counts}\n" + "\n".join(tail))
         time.sleep(0.5)

@@ -237,7 +237,12 @@ def test_a_task_as_the_backend_reads_it() -> None:
                 "State": "running",
                 "Message": "started",
                 "ContainerStatus": {"ContainerID": "c" * 64},
-                "PortStatus": {"Ports": [{"TargetPort": 7070, "PublishedPort": 30001}]},
+                "PortStatus": {
+                    "Ports": [
+                        {"TargetPort": 7070, "PublishedPort": 30001},  # IPv4
+                        {"TargetPort": 7070, "PublishedPort": 30002},  # IPv6, another port
+                    ]
+                },
             },
             "NetworksAttachments": [
                 {"Network": {"Spec": {"Name": "ingress"}}, "Addresses": ["10.0.0.9/24"]},

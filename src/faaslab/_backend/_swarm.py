@@ -43,7 +43,7 @@ import structlog
 
 from .._errors import EngineError, ImageMissing, InstanceStartError, SpecError
 from .._spec import SwarmSpec
-from ._docker import DockerEngine, connect_client, engine_endpoint, loopback_port, open_engine
+from ._docker import DockerEngine, connect_client, engine_endpoint, open_engine
 from ._gateway import GATEWAY_PORT, gateway_config
 from ._instance import InstanceHandle, InstanceRequest, InstanceStatus
 from ._labels import Label
@@ -56,6 +56,8 @@ log = structlog.get_logger()
 
 #: Task states after which a task never runs again.
 TERMINAL = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
+#: What gateways run: the runtime image (Python 3, stdlib only).
+GATEWAY_IMAGE = "faaslab/python:3.11"
 #: How often task states are polled (the API has no task events on 1.41).
 POLL_S = 0.1
 #: How often the end of a task on another node is looked for (a task here is waited on).
@@ -90,11 +92,12 @@ def _parse_task(task: Mapping[str, Any], network: str | None, nodes: Mapping[str
             if addresses:
                 overlay = str(addresses[0]).split("/")[0]
                 break
-    published = {
-        int(port["TargetPort"]): int(port["PublishedPort"])
-        for port in (status.get("PortStatus") or {}).get("Ports") or []
-        if port.get("PublishedPort")
-    }
+    # One entry per address family, IPv4 first: their ports differ when one
+    # family's port was taken on the node. faaslab dials IPv4: keep the first.
+    published: dict[int, int] = {}
+    for port in (status.get("PortStatus") or {}).get("Ports") or []:
+        if port.get("PublishedPort"):
+            published.setdefault(int(port["TargetPort"]), int(port["PublishedPort"]))
     node = str(task.get("NodeID") or "")
     return NodeTask(
         task_id=str(task.get("ID", "")),
@@ -320,7 +323,7 @@ class SwarmEngine(DockerEngine):
     async def _create_gateway(
         self, name: str, network: str, target: str, port: int, labels: Mapping[str, str]
     ) -> str:
-        image = await self.service_image_local()
+        image = await self._gateway_image()
         config = gateway_config(
             image=image,
             network=network,
@@ -338,26 +341,23 @@ class SwarmEngine(DockerEngine):
             raise
         return container_id
 
-    async def service_image_local(self) -> str:
-        """The image gateways run (the runtime image, on this engine)."""
-        from_id = await self.image_id(GATEWAY_IMAGE)
-        if from_id is None:
+    async def _gateway_image(self) -> str:
+        """What gateways run: the runtime image (Python 3, stdlib only), by id, on this engine."""
+        image_id = await self.image_id(GATEWAY_IMAGE)
+        if image_id is None:
             raise ImageMissing(GATEWAY_IMAGE)
-        return from_id
+        return image_id
 
     async def gateway_port(self, gateway_id: str) -> int:
-        port = loopback_port(await self.inspect_container(gateway_id), GATEWAY_PORT)
-        if port is None:
-            # Published on a named address: loopback_port looks at 127.0.0.1 and all.
-            data = await self.inspect_container(gateway_id)
-            bindings = (((data or {}).get("NetworkSettings") or {}).get("Ports") or {}).get(
-                f"{GATEWAY_PORT}/tcp"
-            )
-            for binding in bindings or []:
-                if binding.get("HostPort"):
-                    return int(binding["HostPort"])
-            raise EngineError(f"gateway {gateway_id[:12]}: the engine published no port")
-        return port
+        """The host port a gateway publishes (on ``swarm.address``)."""
+        data = await self.inspect_container(gateway_id)
+        bindings = (((data or {}).get("NetworkSettings") or {}).get("Ports") or {}).get(
+            f"{GATEWAY_PORT}/tcp"
+        )
+        for binding in bindings or []:
+            if binding.get("HostPort"):
+                return int(binding["HostPort"])
+        raise EngineError(f"gateway {gateway_id[:12]}: the engine published no port")
 
     async def service_tasks(self, service_id: str, network: str | None = None) -> list[NodeTask]:
         """The service's tasks, newest first."""
@@ -558,10 +558,6 @@ def _exit_code(message: str) -> int:
         except ValueError:
             return -1
     return 0 if message in ("finished", "") else -1
-
-
-#: What gateways run: the runtime image (Python 3, stdlib only).
-GATEWAY_IMAGE = "faaslab/python:3.11"
 
 
 @asynccontextmanager

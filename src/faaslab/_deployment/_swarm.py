@@ -155,7 +155,7 @@ def _sampler_request(
         network=network,
         port=SAMPLER_PORT,
         container=container,
-        stop_grace_s=5.0,
+        stop_grace_s=1.0,  # it holds nothing worth a clean stop
     )
 
 
@@ -222,6 +222,10 @@ async def open_node_samplers(
         running, failed = await _wait_node_tasks(
             engine, service_id, network, engine.ready_nodes(), timeout_s
         )
+        if failed:
+            logs = (await engine.instance_logs(service_id, tail=10)).strip()
+            if logs:
+                failed = {node: f"{why}; its log: {logs[-600:]}" for node, why in failed.items()}
         samplers.missing.update(failed)
         for node, task in running.items():
             host, port, gateway = await engine.expose_task(

@@ -201,6 +201,8 @@ async def open_storage(
                     recipe, deployment_id=deployment_id, network=network, volume=name,
                     command=command,
                 ),
+                # A clean stop only matters when the data stays (as in _teardown).
+                stop_grace_s=STOP_GRACE_S if spec.keep else 1.0,
             )  # fmt: skip
             container_id = await engine.create_instance(request)
         try:
