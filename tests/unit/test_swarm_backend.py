@@ -21,7 +21,7 @@ from faaslab._backend import (
 from faaslab._backend._gateway import FORWARDER, gateway_config
 from faaslab._backend._placement import parse_constraint
 from faaslab._backend._service import tmpfs_bytes
-from faaslab._backend._swarm import _exit_code, _parse_task
+from faaslab._backend._tasks import exit_code, parse_task
 from faaslab._function import InstanceContext, instance_request
 from faaslab._sampling._node import resolve
 from faaslab._spec import SwarmSpec
@@ -229,7 +229,7 @@ def test_spreading_is_round_robin_over_eligible_ready_nodes() -> None:
 
 
 def test_a_task_as_the_backend_reads_it() -> None:
-    task = _parse_task(
+    task = parse_task(
         {
             "ID": "t1",
             "NodeID": "n1",
@@ -263,7 +263,7 @@ def test_a_task_as_the_backend_reads_it() -> None:
     [("task: non-zero exit (137)", 137), ("finished", 0), ("shutdown", -1), ("", 0)],
 )
 def test_exit_codes_from_task_errors(message: str, code: int) -> None:
-    assert _exit_code(message) == code
+    assert exit_code(message) == code
 
 
 def test_a_gateway_publishes_on_one_address_only() -> None:

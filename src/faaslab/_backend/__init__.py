@@ -9,7 +9,8 @@
 - :class:`SwarmEngine`, :func:`open_swarm`, :func:`open_backend` (``_swarm``) —
   Docker Swarm: one service per instance on an attachable overlay, reached
   through gateways (``_gateway``) or host-mode ports; the create body as a
-  service spec (``_service``, pure); spreading over nodes (``_placement``, pure).
+  service spec (``_service``, pure); spreading over nodes (``_placement``, pure);
+  the task list read (``_tasks``, pure).
 - :func:`start_registry`, :func:`stop_registry` (``_registry``) — Debian's
   ``docker-registry``, started by faaslab, for images on other nodes.
 - :class:`Label`, :func:`deployment_filter` (``_labels``) — the labels on
@@ -43,7 +44,8 @@ from ._placement import eligible_nodes, node_matches, spread_node
 from ._protocol import Backend, EngineInfo
 from ._registry import RegistryStatus, parse_registry_address, start_registry, stop_registry
 from ._service import ServiceSpec, service_spec
-from ._swarm import NodeTask, SwarmEngine, open_backend, open_swarm
+from ._swarm import SwarmEngine, open_backend, open_swarm
+from ._tasks import NodeTask
 
 __all__ = (
     "DEFAULT_ENDPOINT",

@@ -38,7 +38,6 @@ from typing import Any
 
 import aiodocker
 import anyio
-import msgspec
 import structlog
 
 from .._errors import EngineError, ImageMissing, InstanceStartError, SpecError
@@ -49,13 +48,12 @@ from ._instance import InstanceHandle, InstanceRequest, InstanceStatus
 from ._labels import Label
 from ._placement import eligible_nodes
 from ._service import service_spec
+from ._tasks import TERMINAL, NodeTask, exit_code, parse_task
 
 __all__ = ("NodeTask", "SwarmEngine", "open_backend", "open_swarm")
 
 log = structlog.get_logger()
 
-#: Task states after which a task never runs again.
-TERMINAL = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
 #: What gateways run: the runtime image (Python 3, stdlib only).
 GATEWAY_IMAGE = "faaslab/python:3.11"
 #: How often task states are polled (the API has no task events on 1.41).
@@ -64,51 +62,6 @@ POLL_S = 0.1
 REMOTE_POLL_S = 1.0
 #: Bound on a removed service's container going away.
 REMOVE_WAIT_S = 30.0
-
-
-class NodeTask(msgspec.Struct, frozen=True, kw_only=True):
-    """One task of a service, as the swarm's task list says."""
-
-    task_id: str
-    node: str
-    node_address: str
-    state: str
-    #: The task's error or status message.
-    message: str
-    container_id: str
-    #: Its address on the given overlay network ("" before it has one).
-    overlay_address: str
-    #: Host-mode published ports: target port -> published port.
-    published: dict[int, int] = {}
-
-
-def _parse_task(task: Mapping[str, Any], network: str | None, nodes: Mapping[str, str]) -> NodeTask:
-    status = task.get("Status") or {}
-    overlay = ""
-    for attachment in task.get("NetworksAttachments") or []:
-        spec = (attachment.get("Network") or {}).get("Spec") or {}
-        if network is None or spec.get("Name") == network:
-            addresses = attachment.get("Addresses") or []
-            if addresses:
-                overlay = str(addresses[0]).split("/")[0]
-                break
-    # One entry per address family, IPv4 first: their ports differ when one
-    # family's port was taken on the node. faaslab dials IPv4: keep the first.
-    published: dict[int, int] = {}
-    for port in (status.get("PortStatus") or {}).get("Ports") or []:
-        if port.get("PublishedPort"):
-            published.setdefault(int(port["TargetPort"]), int(port["PublishedPort"]))
-    node = str(task.get("NodeID") or "")
-    return NodeTask(
-        task_id=str(task.get("ID", "")),
-        node=node,
-        node_address=nodes.get(node, ""),
-        state=str(status.get("State", "")),
-        message=str(status.get("Err") or status.get("Message") or ""),
-        container_id=str((status.get("ContainerStatus") or {}).get("ContainerID") or ""),
-        overlay_address=overlay,
-        published=published,
-    )
 
 
 class SwarmEngine(DockerEngine):
@@ -369,7 +322,7 @@ class SwarmEngine(DockerEngine):
             raise self._translate(exc, f"tasks of service {service_id[:12]}") from exc
         ordered = sorted(tasks, key=lambda t: str(t.get("CreatedAt", "")), reverse=True)
         addresses = self._node_addresses()
-        return [_parse_task(task, network, addresses) for task in ordered]
+        return [parse_task(task, network, addresses) for task in ordered]
 
     async def _service_exists(self, service_id: str) -> bool:
         try:
@@ -443,7 +396,7 @@ class SwarmEngine(DockerEngine):
         if task.state not in TERMINAL:
             return InstanceStatus(running=True)
         return InstanceStatus(
-            running=False, exit_code=_exit_code(task.message), error=task.message
+            running=False, exit_code=exit_code(task.message), error=task.message
         )
 
     async def wait_instance(self, instance_id: str) -> int:
@@ -548,16 +501,6 @@ class SwarmEngine(DockerEngine):
             return task.node_address, published, None
         gateway = await self._create_gateway(name, network, task.overlay_address, port, labels)
         return self.settings.address, await self.gateway_port(gateway), gateway
-
-
-def _exit_code(message: str) -> int:
-    """A task's exit code from its error (``task: non-zero exit (137)``), -1 when none."""
-    if "non-zero exit (" in message:
-        try:
-            return int(message.rsplit("(", 1)[1].split(")")[0])
-        except ValueError:
-            return -1
-    return 0 if message in ("finished", "") else -1
 
 
 @asynccontextmanager
