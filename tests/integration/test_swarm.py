@@ -22,7 +22,7 @@ from swarm_env import PrivateSwarm, SwarmNode, faaslab, labeled, missing_prerequ
 
 from faaslab._aggregate import report_path_for
 from faaslab._backend import open_engine
-from faaslab._runtime import RUNTIME_IMAGE, ensure_sampler_image
+from faaslab._runtime import BASE_IMAGE, RUNTIME_IMAGE, ensure_sampler_image
 from faaslab._state import load_state
 from faaslab._storage import storage_image
 
@@ -47,7 +47,7 @@ def swarm_images() -> list[str]:
             await ensure_sampler_image(shared)
 
     anyio.run(build)
-    return [RUNTIME_IMAGE, storage_image(), "faaslab/sampler:3.11"]
+    return [BASE_IMAGE, RUNTIME_IMAGE, storage_image(), "faaslab/sampler:3.11"]
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from swarm_env import PrivateSwarm, faaslab, labeled, missing_prerequisites, wai
 
 from faaslab._aggregate import report_path_for
 from faaslab._backend import open_engine
-from faaslab._runtime import RUNTIME_IMAGE, SAMPLER_IMAGE, ensure_sampler_image
+from faaslab._runtime import BASE_IMAGE, RUNTIME_IMAGE, SAMPLER_IMAGE, ensure_sampler_image
 from faaslab._state import load_state
 from faaslab._storage import storage_image
 
@@ -59,7 +59,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateSwarm]:
             await ensure_sampler_image(shared)
 
     anyio.run(build)
-    images = [RUNTIME_IMAGE, storage_image(), SAMPLER_IMAGE]
+    images = [BASE_IMAGE, RUNTIME_IMAGE, storage_image(), SAMPLER_IMAGE]
     env = {"FAASLAB_STATE_DIR": str(tmp_path_factory.mktemp("registry-state"))}
     with PrivateSwarm(2, images=images, registry_port=REGISTRY_PORT) as private:
         up = faaslab("registry", "up", "--address", private.registry, env=env)

@@ -221,11 +221,17 @@ class SwarmEngine(DockerEngine):
         while True:
             try:
                 await super().remove_network(network_id)
-                return
+                break
             except EngineError as exc:
                 if "active endpoints" not in str(exc) or time.monotonic() > deadline:
                     raise
             await anyio.sleep(0.2)
+        # The swarm deletes an overlay asynchronously: return once it is gone.
+        only = {"filters": json.dumps({"id": [network_id]})}
+        while time.monotonic() < deadline:
+            if not await self._client._query_json("networks", params=only):
+                return
+            await anyio.sleep(0.1)
 
     # -- instances: one service each ---------------------------------------------
 

@@ -118,6 +118,12 @@ async def remove_deployment(engine: Backend, deployment_id: str) -> int:
     for network in await engine.networks_labeled(label):
         await _until_free(engine.remove_network, network["Id"])
         removed += 1
+    # A swarm deletes an overlay asynchronously: wait until it is gone (bounded).
+    deadline = time.monotonic() + IN_USE_WAIT_S
+    while time.monotonic() < deadline:
+        if not await engine.networks_labeled(label):
+            break
+        await anyio.sleep(0.1)
     for volume in await engine.volumes_labeled(label):
         await _until_free(engine.remove_volume, volume["Name"])
         removed += 1

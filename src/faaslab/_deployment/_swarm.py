@@ -139,6 +139,7 @@ def _sampler_request(
             f"FAASLAB_CGROUP_ROOT={CGROUP_MOUNT}",
         ],
         "Labels": {**labels, Label.DEPLOYMENT: deployment_id, Label.ROLE: "sampler"},
+        "User": "0:0",  # root without capabilities: it reads the token secret (0400)
         "HostConfig": {
             "Binds": [f"/sys/fs/cgroup:{CGROUP_MOUNT}:ro"],
             # Root without capabilities but SYS_NICE (the worker's real-time priority).
@@ -172,7 +173,11 @@ async def _wait_node_tasks(
                 running[task.node] = task
                 failed.pop(task.node, None)
             elif task.state in ("failed", "rejected") and task.node not in running:
-                failed[task.node] = f"its sampler task {task.state}: {task.message}"
+                why = f"its sampler task {task.state}: {task.message}"
+                if task.node == engine.node_id and task.container_id:
+                    logs = (await engine.container_logs(task.container_id, tail=8)).strip()
+                    why += f"; its log: {logs[-600:]}" if logs else ""
+                failed[task.node] = why
         if all(node in running or node in failed for node in nodes):
             return running, failed
         if time.monotonic() > deadline:
@@ -222,10 +227,6 @@ async def open_node_samplers(
         running, failed = await _wait_node_tasks(
             engine, service_id, network, engine.ready_nodes(), timeout_s
         )
-        if failed:
-            logs = (await engine.instance_logs(service_id, tail=10)).strip()
-            if logs:
-                failed = {node: f"{why}; its log: {logs[-600:]}" for node, why in failed.items()}
         samplers.missing.update(failed)
         for node, task in running.items():
             host, port, gateway = await engine.expose_task(

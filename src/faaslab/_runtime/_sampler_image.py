@@ -1,7 +1,8 @@
 """The node sampler's image: the sampling worker, on the Python runtime image.
 
 A Swarm deployment samples memory on every node with a global service
-(``_sampling._node``); its tasks run this image: the runtime image plus
+(``_sampling._node``); its tasks run this image: the Python base image (the
+runtime image when there is no base, e.g. built with ``--base``) plus
 msgspec (installed by the host's pip for the image's platform, as the
 runtime's own packages are) and the few modules of faaslab the worker needs
 (``_sampling``'s worker, frames, cgroup discovery and node server, the error
@@ -28,7 +29,7 @@ from .._backend import (
     input_digest,
     run_with_progress,
 )
-from ._python_images import RUNTIME_IMAGE
+from ._python_images import BASE_IMAGE, RUNTIME_IMAGE
 
 __all__ = ("SAMPLER_IMAGE", "ensure_sampler_image")
 
@@ -48,11 +49,12 @@ _STUBS = {
     "_sampling/__init__.py": b"",
     "_util/__init__.py": b"from ._int64 import pack_int64, unpack_int64\n",
 }
-_DOCKERFILE = f"""\
-FROM {RUNTIME_IMAGE}
+_DOCKERFILE = """\
+FROM {base}
 COPY sampler /opt/faaslab-sampler
 ENV PYTHONPATH=/opt/faaslab-sampler:/opt/faaslab-sampler/lib PYTHONDONTWRITEBYTECODE=1 \\
     PYTHONUNBUFFERED=1
+USER 0:0
 WORKDIR /
 ENTRYPOINT ["python3", "-m", "faaslab._sampling._node"]
 """
@@ -65,10 +67,10 @@ def _sources() -> dict[str, bytes]:
     return files
 
 
-def _inputs(base_id: str) -> str:
+def _inputs(base: str, base_id: str) -> str:
     sources = _sources()
     return input_digest(
-        ["sampler", base_id, MSGSPEC_REQUIREMENT, _DOCKERFILE]
+        ["sampler", base, base_id, MSGSPEC_REQUIREMENT, _DOCKERFILE.format(base=base)]
         + [part for name in sorted(sources) for part in (name, sources[name])]
     )
 
@@ -91,9 +93,12 @@ def _install_msgspec(target: Path, architecture: str, progress: BuildProgress) -
 async def ensure_sampler_image(engine: Backend, progress: BuildProgress | None = None) -> str:
     """Build the sampler image on ``engine`` unless it is current; return its tag."""
     say = progress or (lambda _: None)
-    await engine.require_image(RUNTIME_IMAGE)
-    base_id = await engine.image_id(RUNTIME_IMAGE) or ""
-    status = await image_status(engine, SAMPLER_IMAGE, _inputs(base_id))
+    # The plain Debian Python base when the engine has it: it changes far less
+    # often than the runtime image (whose server, user or packages may change).
+    base = BASE_IMAGE if await engine.image_id(BASE_IMAGE) else RUNTIME_IMAGE
+    await engine.require_image(base)
+    base_id = await engine.image_id(base) or ""
+    status = await image_status(engine, SAMPLER_IMAGE, _inputs(base, base_id))
     if status.current:
         return SAMPLER_IMAGE
     say(f"building {SAMPLER_IMAGE}")
@@ -105,7 +110,7 @@ async def ensure_sampler_image(engine: Backend, progress: BuildProgress | None =
         context = await anyio.to_thread.run_sync(
             lambda: build_context(
                 work / "context.tar",
-                _DOCKERFILE,
+                _DOCKERFILE.format(base=base),
                 files=_sources(),
                 trees={"sampler/lib": lib},
             )
