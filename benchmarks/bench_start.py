@@ -1,6 +1,7 @@
 """Start time: N instances to all-ready, faaslab vs sequential vs the raw floor.
 
     python benchmarks/bench_start.py [--sizes 1 4 16] [--repeat 3] [--language nodejs]
+    python benchmarks/bench_start.py --swarm [--sizes 1 4 16] [--repeat 3]   # as root
 
 - faaslab: ``open_deployment`` with N instances (concurrent start, /alive polling).
 - sequential: the same containers created, started and polled one by one
@@ -13,23 +14,36 @@ Every variant uses the same image and container configuration; teardown is
 not timed. For Node.js, faaslab's time includes the load check (the function
 loaded once in a container of its own before any instance starts). Prints
 medians and ratios against the floor measured in this run.
+
+``--swarm`` compares the backends instead: ``open_deployment`` with N
+instances on this host's engine (``backend = "docker"``) and on a one-node
+Docker Swarm (``backend = "swarm"``: one service per instance, reached
+through gateways), interleaved, and prints the swarm/docker ratio. The swarm
+is a private engine in a network namespace the benchmark creates (the test
+suite's ``swarm_env``; root needed), or an existing one given with
+``--swarm-endpoint`` and ``--swarm-address``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import secrets
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 import anyio
 
 from _common import function_dir, median, quiet_logs
 from faaslab._backend import Backend, Label, open_engine
+from faaslab._backend._docker import loopback_port
 from faaslab._deployment._open import open_deployment
-from faaslab._function._actor import InstanceContext, _host_port, container_config
+from faaslab._function._actor import InstanceContext, container_config
 from faaslab._runtime import language_runtime
-from faaslab._spec import DeploymentSpec, FunctionSpec, StorageSpec
+from faaslab._spec import DeploymentSpec, FunctionSpec, StorageSpec, SwarmSpec
 
 SOURCES = {
     "python": ("function.py", "def handler(event):\n    return event\n"),
@@ -74,7 +88,9 @@ async def raw_start(engine: Backend, spec: FunctionSpec, n: int, *, concurrent: 
                 await engine.start_container(cid)
                 data = await engine.inspect_container(cid)
                 assert data is not None
-                await poll_alive(session, _host_port(data))
+                port = loopback_port(data, 8080)
+                assert port is not None
+                await poll_alive(session, port)
 
             started = time.perf_counter()
             if concurrent:
@@ -92,18 +108,55 @@ async def raw_start(engine: Backend, spec: FunctionSpec, n: int, *, concurrent: 
         await engine.remove_network(network_id)
 
 
-async def faaslab_start(spec: FunctionSpec, n: int) -> float:
+async def faaslab_start(
+    spec: FunctionSpec,
+    n: int,
+    *,
+    endpoint: str | None = None,
+    swarm: SwarmSpec | None = None,
+) -> float:
     deployment = DeploymentSpec(
         functions=[
             FunctionSpec(name=spec.name, code=spec.code, instances=n, language=spec.language)
         ],
         stop_grace_s=1,
         storage=StorageSpec(kind="none"),  # instances only: the floor starts no storage
+        backend="swarm" if swarm is not None else "docker",
+        swarm=swarm or SwarmSpec(),
     )
     started = time.perf_counter()
-    async with open_deployment(deployment):
+    async with open_deployment(deployment, endpoint=endpoint):
         elapsed = time.perf_counter() - started
     return elapsed
+
+
+@contextlib.contextmanager
+def private_swarm() -> Iterator[tuple[str, str]]:
+    """A one-node swarm in a network namespace of our own: (endpoint, address)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+    from swarm_env import PrivateSwarm  # the test suite's: namespaces, dockerd, teardown
+
+    with PrivateSwarm(1, images=["faaslab/python:3.11"]) as swarm:
+        yield swarm.manager.endpoint, swarm.manager.address
+
+
+async def compare_backends(args: argparse.Namespace, spec: FunctionSpec) -> None:
+    with contextlib.ExitStack() as stack:
+        if args.swarm_endpoint:
+            endpoint, address = args.swarm_endpoint, args.swarm_address
+        else:
+            endpoint, address = stack.enter_context(private_swarm())
+        swarm = SwarmSpec(address=address, publish="gateway")
+        print(f"{'N':>3} {'docker s':>9} {'swarm s':>9} {'swarm/docker':>13}")
+        await faaslab_start(spec, 1)  # warm both engines' caches
+        await faaslab_start(spec, 1, endpoint=endpoint, swarm=swarm)
+        for n in args.sizes:
+            docker, on_swarm = [], []
+            for _ in range(args.repeat):
+                docker.append(await faaslab_start(spec, n))
+                on_swarm.append(await faaslab_start(spec, n, endpoint=endpoint, swarm=swarm))
+            d, w = median(docker), median(on_swarm)
+            print(f"{n:>3} {d:>9.3f} {w:>9.3f} {w / d:>13.2f}", flush=True)
 
 
 async def main() -> None:
@@ -111,11 +164,17 @@ async def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--language", choices=sorted(SOURCES), default="python")
+    parser.add_argument("--swarm", action="store_true", help="compare docker and swarm backends")
+    parser.add_argument("--swarm-endpoint", help="an existing swarm manager (with --swarm)")
+    parser.add_argument("--swarm-address", default="127.0.0.1", help="its gateway address")
     args = parser.parse_args()
     quiet_logs()
     entry, source = SOURCES[args.language]
     code = function_dir(source, entry=entry)
     spec = FunctionSpec(name="bench", code=str(code), language=args.language)
+    if args.swarm:
+        await compare_backends(args, spec)
+        return
     print(f"{args.language} ({language_runtime(args.language).image})")
     print(
         f"{'N':>3} {'floor s':>9} {'faaslab s':>10} {'sequential s':>13} "

@@ -3,8 +3,10 @@
 #   dockerd (docker.io) when no engine answers, mmdebstrap for the runtime
 #   and NoSQL images, npm for the NoSQL image (dynalite) and the Node.js
 #   runtime, node (the Node.js runtime's unit tests run its server with the
-#   host's node), a static busybox for the storage image's health check, and
-#   venv support for Python. Debian-like systems, as root.
+#   host's node), a static busybox for the storage image's health check,
+#   venv support for Python, and for Docker Swarm: docker-registry (images
+#   for the other nodes) and iproute2 + util-linux (the swarm tests' network
+#   namespaces). Debian-like systems, as root.
 set -euo pipefail
 
 missing=()
@@ -18,6 +20,9 @@ command -v npm >/dev/null || missing+=(npm)
 if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
   missing+=(busybox-static)
 fi
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v nsenter >/dev/null || missing+=(util-linux)
 if ! command -v dockerd >/dev/null; then
   # An engine that already answers (or DOCKER_HOST) is used as it is.
   if [ -z "${DOCKER_HOST:-}" ] && ! [ -S /var/run/docker.sock ]; then

@@ -50,6 +50,8 @@ async def _objects() -> dict[str, tuple[str, str | None]]:
         containers = await engine.containers_labeled(label)
         networks = await engine.networks_labeled(label)
         volumes = await engine.volumes_labeled(label)
+        services = await engine.services_labeled(label)
+        secrets = await engine.secrets_labeled(label)
     found: dict[str, tuple[str, str | None]] = {}
     for c in containers:
         labels = c["Labels"]
@@ -66,6 +68,13 @@ async def _objects() -> dict[str, tuple[str, str | None]]:
     for v in volumes:
         labels = v.get("Labels") or {}
         found[f"volume {v['Name']}"] = (labels.get(Label.DEPLOYMENT, ""), labels.get(Label.OWNER))
+    for kind, items in (("service", services), ("secret", secrets)):
+        for item in items:
+            labels = (item.get("Spec") or {}).get("Labels") or {}
+            found[f"{kind} {item['ID'][:12]}"] = (
+                labels.get(Label.DEPLOYMENT, ""),
+                labels.get(Label.OWNER),
+            )
     return found
 
 

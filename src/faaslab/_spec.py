@@ -8,6 +8,7 @@ engine. Every problem is a :class:`SpecError` naming the field and the value.
 from __future__ import annotations
 
 import ast
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = (
     "PolicyName",
     "ScalingSpec",
     "StorageSpec",
+    "SwarmSpec",
     "load_deployment_spec",
     "scaling_spec_from_data",
 )
@@ -202,6 +204,55 @@ def _check_endpoint(endpoint: str) -> None:
         )
 
 
+BackendKind = Literal["docker", "swarm"]
+PublishMode = Literal["auto", "gateway", "host"]
+_BACKENDS: tuple[str, ...] = ("docker", "swarm")
+_PUBLISH: tuple[str, ...] = ("auto", "gateway", "host")
+#: A Swarm placement constraint: ``node.labels.role==bench``, ``node.role!=manager``.
+_CONSTRAINT = re.compile(r"^\s*[A-Za-z][A-Za-z0-9_.-]*\s*(==|!=)\s*\S.*$")
+
+
+class SwarmSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """How a deployment on Docker Swarm is reached (``backend = "swarm"`` only).
+
+    - ``publish = "gateway"``: the host reaches every task through a small
+      forwarding container on the engine faaslab talks to, attached to the
+      deployment's overlay network and published on ``address`` only (default
+      127.0.0.1). Nothing is published through the ingress mesh.
+    - ``publish = "host"``: every task publishes its port in host mode on its
+      own node (Swarm binds every interface of that node), reached at the
+      node's advertise address.
+    - ``publish = "auto"`` (default): gateway on a one-node swarm, host mode
+      on several.
+
+    ``registry`` (``HOST:PORT``) is where the images go when the swarm has
+    more than one node, so that no task depends on an image one node holds.
+    """
+
+    address: str = "127.0.0.1"
+    publish: PublishMode = "auto"
+    registry: str | None = None
+    #: Bound on a node's sampler task running and answering.
+    sampler_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        try:
+            ipaddress.ip_address(self.address)
+        except ValueError:
+            raise SpecError(
+                f"swarm.address: {self.address!r} is not an IP address (the address the "
+                "gateway publishes on, e.g. 127.0.0.1)"
+            ) from None
+        if self.publish not in _PUBLISH:
+            choices = ", ".join(_PUBLISH)
+            raise SpecError(f"swarm.publish: {self.publish!r}; must be one of {choices}")
+        if self.registry is not None:
+            host, _, port = self.registry.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in self.registry:
+                raise SpecError(f"swarm.registry: {self.registry!r}; expected HOST:PORT")
+        if not self.sampler_timeout_s > 0:
+            raise SpecError(f"swarm.sampler_timeout_s: {self.sampler_timeout_s}; must be > 0")
+
 
 NoSQLKind = Literal["auto", "dynalite", "scylladb", "none"]
 _NOSQL_KINDS: tuple[str, ...] = ("auto", "dynalite", "scylladb", "none")
@@ -268,6 +319,10 @@ class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     tmp_mb: int = 512
     #: How many instances run, and when (default: ``instances``, always).
     scaling: ScalingSpec = ScalingSpec()
+    #: Swarm placement constraints of every instance (``node.labels.role==bench``).
+    placement: list[str] = []
+    #: Swarm: spread the instances over the nodes the constraints allow, round robin.
+    spread: bool = True
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -296,6 +351,12 @@ class FunctionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
                 f"{self.scaling.policy!r}; it scales between scaling.min_instances and "
                 "scaling.max_instances (instances is for policy 'fixed')"
             )
+        for constraint in self.placement:
+            if not _CONSTRAINT.match(constraint):
+                raise SpecError(
+                    f"placement: {constraint!r} for {self.name!r} is not a Swarm constraint "
+                    "(like node.labels.role==bench)"
+                )
         for key in self.env:
             if not key or "=" in key:
                 raise SpecError(f"env: {key!r} is not a valid variable name")
@@ -358,6 +419,10 @@ class DeploymentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
     #: For SeBS benchmark directories: the input size and the benchmark data.
     sebs_size: str = "test"
     data_dir: str | None = None
+    #: Where instances run: "docker" (this host's engine) or "swarm" (services on Docker Swarm).
+    backend: BackendKind = "docker"
+    #: How a Swarm deployment is reached (backend "swarm").
+    swarm: SwarmSpec = SwarmSpec()
 
     def __post_init__(self) -> None:
         if not self.functions:
@@ -392,6 +457,15 @@ class DeploymentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
             )
         if self.sebs_size not in ("test", "small", "large"):
             raise SpecError(f"sebs_size: {self.sebs_size!r}; SeBS sizes are test, small, large")
+        if self.backend not in _BACKENDS:
+            raise SpecError(f"backend: {self.backend!r}; must be one of {', '.join(_BACKENDS)}")
+        if self.backend != "swarm":
+            for function in self.functions:
+                if function.placement:
+                    raise SpecError(
+                        f"placement: {function.name!r} has placement constraints, which only "
+                        "backend 'swarm' honours"
+                    )
         if self.deployment_id is not None and not _NAME.match(self.deployment_id):
             raise SpecError(f"deployment_id: {self.deployment_id!r} is not a valid id")
 

@@ -33,3 +33,7 @@ class MeasurementRecord(msgspec.Struct, frozen=True, kw_only=True):
     kernel_peak_reset: bool = False
     last_bytes: int | None = None
     end_reason: str | None = None
+    #: The node that ran the container (multi-node backends); None for this host.
+    node: str | None = None
+    #: Why the stats API served instead of cgroup files (e.g. no sampler on its node).
+    fallback_reason: str | None = None

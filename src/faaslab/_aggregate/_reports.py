@@ -163,6 +163,10 @@ class InstanceMemory(msgspec.Struct, frozen=True, kw_only=True):
     end_reason: str | None = None
     #: After a supervisor died: samples it cannot have written, at most (None: nothing lost).
     lost_samples_at_most: int | None = None
+    #: The node that ran the container (multi-node backends); None for this host.
+    node: str | None = None
+    #: Why the stats API served instead of cgroup files (e.g. no sampler on its node).
+    fallback_reason: str | None = None
 
 
 class MemoryReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -278,19 +282,23 @@ def build_report(
         incomplete_reason=incomplete_reason,
         incomplete_time=incomplete_now() if incomplete_reason else None,
         instances=tuple(
-            instance_memory(
-                r.snapshot,
-                function=r.function,
-                instance=r.index,
-                container_id=r.container_id,
-                interval_ms=r.interval_ms,
-                source=r.source,
-                cgroup_layout=r.layout,
-                usage_file=r.usage_file,
-                kernel_peak_bytes=r.kernel_peak_bytes,
-                kernel_peak_reset=r.kernel_peak_reset,
-                end_reason=r.end_reason,
-                lost_samples_at_most=lost.get(r.container_id),
+            msgspec.structs.replace(
+                instance_memory(
+                    r.snapshot,
+                    function=r.function,
+                    instance=r.index,
+                    container_id=r.container_id,
+                    interval_ms=r.interval_ms,
+                    source=r.source,
+                    cgroup_layout=r.layout,
+                    usage_file=r.usage_file,
+                    kernel_peak_bytes=r.kernel_peak_bytes,
+                    kernel_peak_reset=r.kernel_peak_reset,
+                    end_reason=r.end_reason,
+                    lost_samples_at_most=lost.get(r.container_id),
+                ),
+                node=r.node,
+                fallback_reason=r.fallback_reason,
             )
             for r in records
         ),

@@ -22,9 +22,17 @@ import aiohttp
 import structlog
 
 from .._errors import EngineError, EngineUnreachable, ImageBuildError, ImageMissing
+from ._instance import InstanceHandle, InstanceRequest, InstanceStatus
 from ._protocol import EngineInfo
 
-__all__ = ("DEFAULT_ENDPOINT", "DockerEngine", "engine_endpoint", "open_engine")
+__all__ = (
+    "DEFAULT_ENDPOINT",
+    "DockerEngine",
+    "connect_client",
+    "engine_endpoint",
+    "loopback_port",
+    "open_engine",
+)
 
 log = structlog.get_logger()
 
@@ -39,8 +47,21 @@ def engine_endpoint() -> str:
     return os.environ.get("DOCKER_HOST") or DEFAULT_ENDPOINT
 
 
+def loopback_port(data: Mapping[str, Any] | None, port: int) -> int | None:
+    """The host port a container's ``port`` is published on (127.0.0.1 or all), from inspect."""
+    ports = (((data or {}).get("NetworkSettings") or {}).get("Ports") or {}).get(f"{port}/tcp")
+    for binding in ports or []:
+        if binding.get("HostIp") in ("127.0.0.1", "", "0.0.0.0") and binding.get("HostPort"):
+            return int(binding["HostPort"])
+    return None
+
+
 class DockerEngine:
-    """A connected Docker engine. Obtain one with :func:`open_engine`."""
+    """A connected Docker engine. Obtain one with :func:`open_engine`.
+
+    Instances are containers on this engine, published on 127.0.0.1 by
+    their own create body; the instance id is the container id.
+    """
 
     def __init__(self, client: aiodocker.Docker, endpoint: str) -> None:
         self._client = client
@@ -181,6 +202,48 @@ class DockerEngine:
         except aiodocker.DockerError as exc:
             if exc.status != 404:
                 raise self._translate(exc, f"remove image {image}") from exc
+
+    # -- instances: containers on this host ------------------------------------
+
+    async def create_instance(self, request: InstanceRequest) -> str:
+        return await self.create_container(request.container, name=request.name)
+
+    async def start_instance(self, instance_id: str, request: InstanceRequest) -> InstanceHandle:
+        await self.start_container(instance_id)
+        data = await self.inspect_container(instance_id)
+        if data is None:
+            raise EngineError(f"{request.name}: its container vanished right after start")
+        port = loopback_port(data, request.port)
+        if port is None:
+            raise EngineError(f"{request.name}: the engine published no host port for it")
+        return InstanceHandle(id=instance_id, container_id=instance_id, host="127.0.0.1", port=port)
+
+    async def instance_status(self, instance_id: str) -> InstanceStatus | None:
+        data = await self.inspect_container(instance_id)
+        if data is None:
+            return None
+        state = data.get("State") or {}
+        return InstanceStatus(
+            running=bool(state.get("Running", False)),
+            exit_code=int(state.get("ExitCode", -1)),
+            oom_killed=bool(state.get("OOMKilled", False)),
+            error=str(state.get("Error") or ""),
+        )
+
+    async def wait_instance(self, instance_id: str) -> int:
+        return await self.wait_container(instance_id)
+
+    async def instance_logs(self, instance_id: str, tail: int = 30) -> str:
+        return await self.container_logs(instance_id, tail)
+
+    async def stop_instance(self, instance_id: str, grace_s: float) -> None:
+        await self.stop_container(instance_id, grace_s)
+
+    async def kill_instance(self, instance_id: str) -> None:
+        await self.kill_container(instance_id)
+
+    async def remove_instance(self, instance_id: str) -> None:
+        await self.remove_container(instance_id)
 
     # -- containers ----------------------------------------------------------
 
@@ -335,6 +398,41 @@ class DockerEngine:
             raise self._translate(exc, "list volumes") from exc
         return list(found.get("Volumes") or [])
 
+    async def services_labeled(self, label: str) -> list[dict[str, Any]]:
+        """Swarm services carrying ``label``; [] when the engine is no swarm manager."""
+        return await self._swarm_list("services", label)
+
+    async def secrets_labeled(self, label: str) -> list[dict[str, Any]]:
+        """Swarm secrets carrying ``label``; [] when the engine is no swarm manager."""
+        return await self._swarm_list("secrets", label)
+
+    async def _swarm_list(self, kind: str, label: str) -> list[dict[str, Any]]:
+        try:
+            found = await self._client._query_json(
+                kind, params={"filters": json.dumps({"label": [label]})}
+            )
+        except aiodocker.DockerError as exc:
+            if exc.status == 503:  # "This node is not a swarm manager"
+                return []
+            raise self._translate(exc, f"list {kind}") from exc
+        except Exception as exc:
+            raise self._translate(exc, f"list {kind}") from exc
+        return [dict(item) for item in found or []]
+
+    async def remove_service(self, service_id: str) -> None:
+        await self._swarm_remove("services", service_id)
+
+    async def remove_secret(self, secret_id: str) -> None:
+        await self._swarm_remove("secrets", secret_id)
+
+    async def _swarm_remove(self, kind: str, object_id: str) -> None:
+        try:
+            async with self._client._query(f"{kind}/{object_id}", method="DELETE"):
+                pass
+        except aiodocker.DockerError as exc:
+            if exc.status not in (404, 503):
+                raise self._translate(exc, f"remove {kind[:-1]} {object_id[:12]}") from exc
+
     async def create_volume(self, name: str, labels: Mapping[str, str]) -> str:
         """Create a named local volume; return its name."""
         try:
@@ -378,6 +476,18 @@ class DockerEngine:
             yield pending
 
 
+def connect_client(endpoint: str) -> aiodocker.Docker:
+    """An aiodocker client for ``endpoint`` (no request made yet)."""
+    try:
+        return aiodocker.Docker(
+            url=endpoint,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            api_version="auto",
+        )
+    except ValueError as exc:
+        raise EngineUnreachable(endpoint, str(exc)) from exc
+
+
 @asynccontextmanager
 async def open_engine(endpoint: str | None = None) -> AsyncIterator[DockerEngine]:
     """Connect to the engine and check that it answers; close the client on exit.
@@ -385,14 +495,7 @@ async def open_engine(endpoint: str | None = None) -> AsyncIterator[DockerEngine
     Raises :class:`EngineUnreachable` naming the endpoint when nothing answers.
     """
     endpoint = endpoint or engine_endpoint()
-    try:
-        client = aiodocker.Docker(
-            url=endpoint,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-            api_version="auto",
-        )
-    except ValueError as exc:
-        raise EngineUnreachable(endpoint, str(exc)) from exc
+    client = connect_client(endpoint)
     engine = DockerEngine(client, endpoint)
     try:
         await engine.ping()

@@ -121,8 +121,9 @@ def run_with_progress(command: list[str], what: str, progress: BuildProgress) ->
     )
     assert process.stdout is not None
     tail: list[str] = []
-    for line in process.stdout:
-        tail = [*tail[-30:], line]
-        progress(f"    {line.rstrip()}")
+    with process.stdout:
+        for line in process.stdout:
+            tail = [*tail[-30:], line]
+            progress(f"    {line.rstrip()}")
     if process.wait() != 0:
         raise ImageBuildError(f"{what} failed (exit {process.returncode}):\n{''.join(tail)}")

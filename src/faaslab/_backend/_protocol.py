@@ -2,10 +2,16 @@
 
 The actors above it (functions, samplers, storage, the deployment) speak only
 this Protocol, never a client library, so a backend can change where
-instances run without touching them: the Docker host today
-(:class:`~._docker.DockerEngine`), Docker Swarm or Kubernetes next. Objects
-are described in the Docker Engine API's own shapes (a container config, an
-inspect document), which a non-Docker backend translates.
+instances run without touching them: the Docker host
+(:class:`~._docker.DockerEngine`), Docker Swarm
+(:class:`~._swarm.SwarmEngine`), Kubernetes next.
+
+Instances (function instances, the storage server) go through the
+instance-level operations (``create_instance`` ... ``remove_instance``, see
+``_instance``): the actors never see whether a container, a service or a pod
+runs them, nor how its port reaches the host. The container-level
+operations below them stay for the engine's own jobs (image builds, pip
+installs, probes) and for the backends themselves.
 
 Every method raises faaslab errors only: :class:`~faaslab.EngineUnreachable`
 when nothing answers, :class:`~faaslab.EngineError` when the engine refuses,
@@ -20,6 +26,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
+
+from ._instance import InstanceHandle, InstanceRequest, InstanceStatus
 
 __all__ = ("Backend", "EngineInfo")
 
@@ -94,6 +102,45 @@ class Backend(Protocol):
 
     async def remove_image(self, image: str) -> None: ...
 
+    # -- instances -------------------------------------------------------------
+
+    async def create_instance(self, request: InstanceRequest) -> str:
+        """Create (not yet start) one instance; return the backend's id of it.
+
+        Raises :class:`~faaslab.ImageMissing` when its image is not there.
+        """
+        ...
+
+    async def start_instance(self, instance_id: str, request: InstanceRequest) -> InstanceHandle:
+        """Start it and return once it runs and its port is reachable from the host
+        (its server may still be starting). Raises :class:`~faaslab.EngineError`
+        when it cannot run, with the engine's reason."""
+        ...
+
+    async def instance_status(self, instance_id: str) -> InstanceStatus | None:
+        """Whether it runs, how it ended; None when it no longer exists."""
+        ...
+
+    async def wait_instance(self, instance_id: str) -> int:
+        """Wait until it ends; return its exit status (-1 when gone)."""
+        ...
+
+    async def instance_logs(self, instance_id: str, tail: int = 30) -> str:
+        """The last ``tail`` lines of its output ("" when it is gone)."""
+        ...
+
+    async def stop_instance(self, instance_id: str, grace_s: float) -> None:
+        """SIGTERM, then SIGKILL after ``grace_s``; what ran stays (removal is separate)."""
+        ...
+
+    async def kill_instance(self, instance_id: str) -> None:
+        """End it at once (a timed-out call retires it)."""
+        ...
+
+    async def remove_instance(self, instance_id: str) -> None:
+        """Remove it and whatever the backend made to run or reach it; gone already is fine."""
+        ...
+
     # -- containers ------------------------------------------------------------
 
     async def create_container(self, config: Mapping[str, Any], name: str) -> str:
@@ -151,3 +198,15 @@ class Backend(Protocol):
     async def networks_labeled(self, label: str) -> list[dict[str, Any]]: ...
 
     async def volumes_labeled(self, label: str) -> list[dict[str, Any]]: ...
+
+    async def services_labeled(self, label: str) -> list[dict[str, Any]]:
+        """Swarm services carrying ``label`` ([] on an engine that is no swarm manager)."""
+        ...
+
+    async def secrets_labeled(self, label: str) -> list[dict[str, Any]]:
+        """Swarm secrets carrying ``label`` ([] on an engine that is no swarm manager)."""
+        ...
+
+    async def remove_service(self, service_id: str) -> None: ...
+
+    async def remove_secret(self, secret_id: str) -> None: ...

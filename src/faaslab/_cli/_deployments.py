@@ -38,7 +38,14 @@ from .._control import (
 from .._deployment import InstanceStatistics, stop_orphaned
 from .._errors import FaaslabError, SpecError, StateError
 from .._sebs import is_sebs_benchmark
-from .._spec import FUNCTION_LANGUAGES, POLICIES, DeploymentSpec, FunctionSpec, ScalingSpec
+from .._spec import (
+    FUNCTION_LANGUAGES,
+    POLICIES,
+    DeploymentSpec,
+    FunctionSpec,
+    ScalingSpec,
+    SwarmSpec,
+)
 from .._state import DeploymentState, check_writable, load_state
 from .._storage import parse_nosql_option, parse_storage_option
 from ._progress import Column, print_table
@@ -194,6 +201,38 @@ def add_deployment_options(parser: argparse.ArgumentParser) -> None:
     scaling.add_argument("--min-instances", type=int, metavar="N", help="kept even when idle")
     scaling.add_argument("--max-instances", type=int, metavar="N", help="instances at most")
 
+    parser.add_argument(
+        "--backend",
+        default="docker",
+        choices=("docker", "swarm"),
+        help="where instances run: this host's engine (default) or Docker Swarm services",
+    )
+    parser.add_argument(
+        "--swarm-address",
+        default="127.0.0.1",
+        metavar="IP",
+        help="swarm: the address the gateways publish on (default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--publish",
+        default="auto",
+        choices=("auto", "gateway", "host"),
+        help="swarm: reach tasks through gateways, or host-mode ports on their nodes "
+        "(auto: gateway on one node, host on several)",
+    )
+    parser.add_argument(
+        "--registry",
+        metavar="HOST:PORT",
+        help="swarm: the registry images reach the other nodes through (docs/scaling-out.md)",
+    )
+    parser.add_argument(
+        "--placement",
+        action="append",
+        default=[],
+        metavar="CONSTRAINT",
+        help="swarm: a placement constraint for every function (node.labels.role==bench)",
+    )
+
 
 _SCALING_OPTIONS = {
     "scaling.keep_alive_s": "--keep-alive",
@@ -254,6 +293,7 @@ def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
                 language_version=args.language_version,
                 tmp_mb=args.tmp,
                 scaling=scaling,
+                placement=list(args.placement),
             )
         )
     return DeploymentSpec(
@@ -268,6 +308,8 @@ def spec_from_args(args: argparse.Namespace) -> DeploymentSpec:
         deployment_id=args.deployment_id,
         engine_timeout_s=args.engine_timeout,
         max_restarts=args.max_restarts,
+        backend=args.backend,
+        swarm=SwarmSpec(address=args.swarm_address, publish=args.publish, registry=args.registry),
     )
 
 

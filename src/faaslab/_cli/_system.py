@@ -1,4 +1,4 @@
-"""The commands about the machine and the engine: engine, images, doctor, ps, gc."""
+"""The commands about the machine and the engine: engine, registry, images, doctor, ps, gc."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import sys
 
 import anyio
 
-from .._backend import IMAGE_LABEL, engine_answers, open_engine, start_engine, stop_engine
+from .._backend import (
+    IMAGE_LABEL,
+    engine_answers,
+    open_engine,
+    start_engine,
+    start_registry,
+    stop_engine,
+    stop_registry,
+)
 from .._deployment import find_deployments, remove_deployment
 from .._errors import SpecError
 from .._logging import stderr_console
@@ -37,6 +45,19 @@ def cmd_engine(args: argparse.Namespace) -> int:
     answers = engine_answers()
     print("engine: answering" if answers else "engine: not answering")
     return 0 if answers else 1
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    if args.action == "up":
+        status = start_registry(args.address)
+        if status.started:
+            print(f"registry: started docker-registry (pid {status.pid}) at {status.address}")
+        else:
+            print(f"registry: already answering at {status.address}")
+        return 0
+    pid = stop_registry(args.address)
+    print("registry: none started by faaslab there" if pid is None else f"registry: stopped {pid}")
+    return 0
 
 
 # -- images ---------------------------------------------------------------------
@@ -108,6 +129,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
                 Column("running", numeric=True),
                 Column("networks", numeric=True),
                 Column("volumes", numeric=True),
+                Column("services", numeric=True),
                 Column("state file"),
             ],
             [
@@ -118,6 +140,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
                     str(d.running),
                     str(d.networks),
                     str(d.volumes),
+                    str(d.services),
                     d.state_file or "-",
                 ]
                 for d in found
@@ -140,9 +163,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
                 print("nothing to collect: every deployment has a live owner")
                 return 0
             for d in orphans:
+                swarm = f", {d.services} service(s), {d.secrets} secret(s)" if d.services else ""
                 print(
                     f"orphaned: {d.deployment_id} ({d.containers} container(s), "
-                    f"{d.networks} network(s), {d.volumes} volume(s))"
+                    f"{d.networks} network(s), {d.volumes} volume(s){swarm})"
                 )
             if not args.yes:
                 if not sys.stdin.isatty():
@@ -165,6 +189,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     engine = commands.add_parser("engine", help="start or stop faaslab's own Docker engine")
     engine.add_argument("action", choices=("up", "down", "status"))
     engine.set_defaults(handler=cmd_engine)
+
+    registry = commands.add_parser(
+        "registry", help="start or stop faaslab's own image registry (swarms of several nodes)"
+    )
+    registry.add_argument("action", choices=("up", "down"))
+    registry.add_argument(
+        "--address", required=True, metavar="IP:PORT", help="where it listens (and nowhere else)"
+    )
+    registry.set_defaults(handler=cmd_registry)
 
     images = commands.add_parser("images", help="build or list faaslab's images (no registry)")
     images.add_argument("action", choices=("build", "list"))

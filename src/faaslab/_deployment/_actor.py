@@ -20,6 +20,7 @@ calls share one stop.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -92,6 +93,7 @@ from ._pool import DeploymentStatistics, FunctionPool, FunctionStatistics
 from ._prepare import PreparedFunction, image_of
 from ._restart import Cause, RestartPolicy, after_death, cause_of
 from ._slot import InstanceStatistics, Slot
+from ._swarm import NodeSamplers, pinned_node
 
 __all__ = (
     "Deployment",
@@ -132,6 +134,12 @@ class DeploymentParts:
     #: SeBS inputs generated at start, and the function each belongs to.
     inputs: Sequence[Any] = ()
     input_functions: Sequence[str] = ()
+    #: On Swarm: the samplers on the nodes (instead of one local sampling process).
+    node_samplers: NodeSamplers | None = None
+    #: On Swarm: per function, the nodes its instances are spread over.
+    spread: Mapping[str, list[str]] = field(default_factory=dict)
+    #: The engine's own node (multi-node backends): its containers' stats are in reach.
+    engine_node: str = ""
 
 
 @asynccontextmanager
@@ -223,7 +231,11 @@ class Deployment:
         # Memory sampling: one process for the deployment, one measurement per container.
         self.profile_path = parts.workdir / "memory.profile"
         self._profile = ProfileWriter(self.profile_path) if spec.sampling else None
-        self._sampler = SamplingProcess() if spec.sampling else None
+        self._nodes = parts.node_samplers if spec.sampling else None
+        self._spread = parts.spread
+        self._engine_node = parts.engine_node
+        # One local sampling process, unless the nodes sample (Swarm).
+        self._sampler = SamplingProcess() if spec.sampling and self._nodes is None else None
         self._sampler_scope = anyio.CancelScope()
         self._sampler_done = anyio.Event()
         self._measurements: list[Sampler] = []
@@ -373,7 +385,7 @@ class Deployment:
             finally:
                 if instance.memory is not None:
                     with anyio.CancelScope(shield=True):
-                        await instance.memory.finish(self._sampler)
+                        await instance.memory.finish(self._sampling_of(instance.memory))
 
     async def invoke_on(
         self,
@@ -495,7 +507,7 @@ class Deployment:
             if instance.memory is not None:
                 # The kernel's peak is read while the cgroup exists.
                 with anyio.CancelScope(shield=True):
-                    await instance.memory.finish(self._sampler)
+                    await instance.memory.finish(self._sampling_of(instance.memory))
         slot.scope.cancel()
 
     async def _keep_filled(
@@ -600,6 +612,7 @@ class Deployment:
                 generation=generation,
                 host_port=slot.host_port,
                 on_created=created.append,
+                node=pinned_node(self._spread, spec.name, slot.index),
             ) as instance:
                 try:
                     await self._measure(instance, slot.index)
@@ -666,7 +679,9 @@ class Deployment:
 
     async def _measure(self, instance: Instance, index: int) -> None:
         """Start the Sampler actor of a fresh container (when sampling is on)."""
-        if self._sampler is None or self._profile is None or self._tg is None:
+        if self._profile is None or self._tg is None:
+            return
+        if self._nodes is None and self._sampler is None:
             return
         measurement = Sampler(
             function=instance.spec.name,
@@ -678,10 +693,38 @@ class Deployment:
             single_call=instance.spec.concurrency == 1,
             on_lagging=self._lagging,
         )
-        pid = await container_pid(self.engine, instance.container_id)
-        await self._tg.start(measurement.run, self.engine, self._sampler, pid)
+        if self._nodes is not None:
+            # On a swarm: the sampler on the instance's node samples it.
+            node = instance.handle.node
+            sampler, missing = self._nodes.for_node(node)
+            await self._tg.start(
+                functools.partial(
+                    measurement.run_on_node,
+                    self.engine,
+                    sampler,
+                    node=node,
+                    local=node == self._engine_node,
+                    missing=missing,
+                )
+            )
+        else:
+            assert self._sampler is not None
+            pid = await container_pid(self.engine, instance.container_id)
+            await self._tg.start(measurement.run, self.engine, self._sampler, pid)
         self._measurements.append(measurement)
         instance.attach_memory(measurement)
+
+    def _sampling_of(self, measurement: Sampler) -> SamplingProcess | None:
+        """The sampling process that samples ``measurement`` (its node's, on Swarm)."""
+        if self._nodes is not None:
+            return self._nodes.for_node(measurement.node)[0]
+        return self._sampler
+
+    @property
+    def _sampler_priority(self) -> str | None:
+        if self._nodes is not None:
+            return self._nodes.priority
+        return self._sampler.priority if self._sampler is not None else None
 
     def _lagging(self, measurement: Sampler) -> None:
         snapshot = measurement.aggregate
@@ -714,6 +757,8 @@ class Deployment:
         await check_loads(self.engine, self._load_checks, verdicts=default_verdicts())
         if self._sampler is not None:
             await tg.start(self._run_sampler)
+        if self._nodes is not None:
+            await self._nodes.start_all(tg)
         async with anyio.create_task_group() as starters:
             for state in self._functions.values():
                 for slot in state.deploy():
@@ -761,7 +806,7 @@ class Deployment:
             state.close(f"deployment {self.id} is stopping: no new invocations")
         async with anyio.create_task_group() as tg:
             for measurement in self._measurements:
-                tg.start_soon(measurement.finish, self._sampler)
+                tg.start_soon(measurement.finish, self._sampling_of(measurement))
         # A copy: positions leave their pool as they end.
         slots = [slot for state in self._functions.values() for slot in state.slots]
         for slot in slots:
@@ -777,22 +822,23 @@ class Deployment:
             self._profile.close()
         report = None
         path = Path(stats_path) if stats_path is not None else None
-        if path is not None and self._sampler is not None:
+        priority = self._sampler_priority
+        if path is not None and self._profile is not None:
             report = await anyio.to_thread.run_sync(
                 lambda: write_reports(
                     path,
                     self.profile_path,
                     self.id,
                     [m.record() for m in self._measurements],
-                    sampler_priority=self._sampler.priority if self._sampler else None,
+                    sampler_priority=priority,
                     incomplete_reason=ended_reason,
                 )
             )
-        elif self._sampler is not None:
+        elif self._profile is not None:
             report = build_report(
                 self.id,
                 [m.record() for m in self._measurements],
-                sampler_priority=self._sampler.priority,
+                sampler_priority=priority,
                 incomplete_reason=ended_reason,
             )
         self._stopped = _StopResult(report, time.time(), str(path) if path else None)
@@ -863,12 +909,12 @@ class Deployment:
             for record in pool.records(stopping=self._stopping)
         ]
         sampling = None
-        if self._sampler is not None:
+        if self._profile is not None:
             sampling = SamplingRecord(
                 interval_ms=self.spec.measure_interval_ms,
                 profile=str(self.profile_path),
-                priority=self._sampler.priority or "",
-                pid=self._sampler.pid,
+                priority=self._sampler_priority or "",
+                pid=self._sampler.pid if self._sampler is not None else None,
             )
         stopped = self._stopped
         status: Status = "stopping" if self._stopping else "running"

@@ -25,7 +25,14 @@ import aiohttp
 import anyio
 import structlog
 
-from .._backend import Backend, Label, deployment_filter, open_engine, owner_token
+from .._backend import (
+    Backend,
+    Label,
+    SwarmEngine,
+    deployment_filter,
+    open_backend,
+    owner_token,
+)
 from .._errors import FaaslabError
 from .._function import TimingConnector
 from .._sebs import SebsBenchmark, deployment_tables, generate_inputs
@@ -34,6 +41,7 @@ from .._state import SupervisorRecord, check_writable
 from .._storage import NoSQL, nosql_server_kind, open_nosql, open_storage
 from ._actor import Deployment, DeploymentParts, run_deployment
 from ._prepare import PreparationProgress, image_of, prepare_functions
+from ._swarm import NodeSamplers, instance_nodes, open_node_samplers
 
 __all__ = ("open_deployment",)
 
@@ -56,6 +64,9 @@ async def _sweep(
         return  # kept for debugging, network included, so `docker start` still works
     label = deployment_filter(deployment_id)
     try:
+        for service in await engine.services_labeled(label):
+            log.warning("deployment.swept", deployment=deployment_id, service=service["ID"][:12])
+            await engine.remove_service(service["ID"])
         for container in await engine.containers_labeled(label):
             log.warning(
                 "deployment.swept", deployment=deployment_id, container=container["Id"][:12]
@@ -67,6 +78,8 @@ async def _sweep(
             log.warning("deployment.swept", deployment=deployment_id, volume=volume["Name"])
             await engine.remove_volume(volume["Name"])
         await engine.remove_network(network_id)
+        for secret in await engine.secrets_labeled(label):
+            await engine.remove_secret(secret["ID"])
         # A network recreated after an engine restart has another id.
         for network in await engine.networks_labeled(label):
             await engine.remove_network(network["Id"])
@@ -104,6 +117,28 @@ async def _open_nosql_for(
 
 
 @asynccontextmanager
+async def _node_samplers(
+    engine: Backend,
+    spec: DeploymentSpec,
+    deployment_id: str,
+    network: str,
+    labels: dict[str, str],
+) -> AsyncIterator[NodeSamplers | None]:
+    """On Swarm with sampling on: the samplers on every node; else None."""
+    if not spec.sampling or not isinstance(engine, SwarmEngine):
+        yield None
+        return
+    async with open_node_samplers(
+        engine,
+        deployment_id=deployment_id,
+        network=network,
+        labels=labels,
+        timeout_s=spec.swarm.sampler_timeout_s,
+    ) as samplers:
+        yield samplers
+
+
+@asynccontextmanager
 async def open_deployment(
     spec: DeploymentSpec,
     *,
@@ -129,7 +164,7 @@ async def open_deployment(
     with tempfile.TemporaryDirectory(prefix=f"faaslab-{deployment_id}-") as tmp:
         workdir = path.with_name(f"{path.name}.d") if path is not None else Path(tmp)
         workdir.mkdir(mode=0o700, exist_ok=True)
-        async with open_engine(endpoint) as engine:
+        async with open_backend(spec.backend, endpoint, spec.swarm) as engine:
             for image in sorted({image_of(spec, function) for function in spec.functions}):
                 await engine.require_image(image)
             network_name = f"faaslab-{deployment_id}"
@@ -173,7 +208,11 @@ async def open_deployment(
                             input_functions.append(function.name)
                     # Timing: each call's connect time, for SeBS's http_startup.
                     connector = TimingConnector(limit=0, keepalive_timeout=60)
-                    async with aiohttp.ClientSession(connector=connector) as session:
+                    async with (
+                        aiohttp.ClientSession(connector=connector) as session,
+                        _node_samplers(engine, spec, deployment_id, network_name, labels) as nodes,
+                    ):
+                        swarm = engine if isinstance(engine, SwarmEngine) else None
                         parts = DeploymentParts(
                             spec=spec,
                             engine=engine,
@@ -190,6 +229,9 @@ async def open_deployment(
                             benchmarks=benchmarks,
                             inputs=inputs,
                             input_functions=input_functions,
+                            node_samplers=nodes,
+                            spread=instance_nodes(swarm, spec) if swarm else {},
+                            engine_node=swarm.node_id if swarm else "",
                         )
                         async with run_deployment(parts) as deployment:
                             yield deployment

@@ -3,10 +3,12 @@
 A supervisor killed with SIGKILL leaves its containers running and its state
 file behind; a deployment that ended on its own (its engine unreachable past
 the bound) leaves what the engine kept (stopped containers, its network and
-volumes). ``stop`` then removes every container, network and volume of the
-deployment (found by label, not by the possibly stale file) and writes the
-memory statistics from the last checkpoint completed by the profile file
-(``_aggregate.salvage``), marked incomplete with why and how much is lost.
+volumes). ``stop`` then removes every service, container, network, volume
+and secret of the deployment (found by label, not by the possibly stale
+file; services first, so Swarm starts nothing new, secrets last, once no task
+uses them) and writes the memory statistics from the last checkpoint
+completed by the profile file (``_aggregate.salvage``), marked incomplete
+with why and how much is lost.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import msgspec
 
 from .._aggregate import MeasurementRecord, MemoryReport, salvage, write_reports
 from .._backend import Backend, Label, deployment_filter, owner_alive
+from .._errors import EngineError
 from .._state import DeploymentState, write_state
 
 __all__ = ("DeploymentOnEngine", "find_deployments", "remove_deployment", "stop_orphaned")
@@ -37,6 +42,9 @@ class DeploymentOnEngine(msgspec.Struct, frozen=True):
     running: int
     networks: int
     volumes: int
+    #: Swarm services and secrets (0 on a Docker host).
+    services: int = 0
+    secrets: int = 0
 
 
 async def find_deployments(engine: Backend) -> list[DeploymentOnEngine]:
@@ -49,8 +57,20 @@ async def find_deployments(engine: Backend) -> list[DeploymentOnEngine]:
             "running": 0,
             "networks": 0,
             "volumes": 0,
+            "services": 0,
+            "secrets": 0,
         }
     )
+    for kind, found in (
+        ("services", await engine.services_labeled(label)),
+        ("secrets", await engine.secrets_labeled(label)),
+    ):
+        for item in found:
+            labels = (item.get("Spec") or {}).get("Labels") or {}
+            entry = grouped[labels[Label.DEPLOYMENT]]
+            entry[kind] += 1
+            entry["owner"] = entry["owner"] or labels.get(Label.OWNER)
+            entry["state"] = entry["state"] or labels.get(Label.STATE)
     for container in await engine.containers_labeled(label):
         labels = container.get("Labels") or {}
         entry = grouped[labels[Label.DEPLOYMENT]]
@@ -79,25 +99,57 @@ async def find_deployments(engine: Backend) -> list[DeploymentOnEngine]:
             running=entry["running"],
             networks=entry["networks"],
             volumes=entry["volumes"],
+            services=entry["services"],
+            secrets=entry["secrets"],
         )
         for deployment_id, entry in sorted(grouped.items())
     ]
 
 
 async def remove_deployment(engine: Backend, deployment_id: str) -> int:
-    """Remove every container, network and volume of a deployment; return how many."""
+    """Remove every service, container, network, volume and secret of a deployment;
+    return how many."""
     label = deployment_filter(deployment_id)
     removed = 0
+    for service in await engine.services_labeled(label):
+        await engine.remove_service(service["ID"])
+        removed += 1
     for container in await engine.containers_labeled(label):
         await engine.remove_container(container["Id"])
         removed += 1
     for network in await engine.networks_labeled(label):
-        await engine.remove_network(network["Id"])
+        await _until_free(engine.remove_network, network["Id"])
         removed += 1
+    # A swarm deletes an overlay asynchronously: wait until it is gone (bounded).
+    deadline = time.monotonic() + IN_USE_WAIT_S
+    while time.monotonic() < deadline:
+        if not await engine.networks_labeled(label):
+            break
+        await anyio.sleep(0.1)
     for volume in await engine.volumes_labeled(label):
-        await engine.remove_volume(volume["Name"])
+        await _until_free(engine.remove_volume, volume["Name"])
+        removed += 1
+    for secret in await engine.secrets_labeled(label):
+        await _until_free(engine.remove_secret, secret["ID"])
         removed += 1
     return removed
+
+
+#: Bound on an object still in use by a task Swarm is removing.
+IN_USE_WAIT_S = 30.0
+
+
+async def _until_free(remove: Callable[[str], Awaitable[None]], name: str) -> None:
+    """Remove something a removed service's task may still hold (Swarm lets go lazily)."""
+    deadline = time.monotonic() + IN_USE_WAIT_S
+    while True:
+        try:
+            await remove(name)
+            return
+        except EngineError:
+            if time.monotonic() > deadline:
+                raise
+        await anyio.sleep(0.2)
 
 
 async def stop_orphaned(

@@ -2,7 +2,8 @@
 
 - :func:`open_instance` / :class:`Instance` (``_actor``) — create, start,
   wait for ``/alive``, serve invocations, watch for exit, stop; the
-  container's create body (:func:`container_config`).
+  container's create body (:func:`container_config`) and what the backend
+  is asked to run (:func:`instance_request`).
 - :class:`Lifecycle` (``_lifecycle``) — the instance's lifecycle as an
   explicit transition table, no I/O.
 - :class:`Invocation` (``_invocation``) — the record of one call.
@@ -18,6 +19,7 @@ from ._actor import (
     Instance,
     InstanceContext,
     container_config,
+    instance_request,
     open_instance,
 )
 from ._check import LoadCheck, check_loads, default_verdicts, load_failure
@@ -42,6 +44,7 @@ __all__ = (
     "check_loads",
     "container_config",
     "default_verdicts",
+    "instance_request",
     "load_failure",
     "open_instance",
 )

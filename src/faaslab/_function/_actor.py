@@ -1,10 +1,13 @@
 """The Function actor: one container serving one function instance.
 
-``open_instance`` creates the container (labels, limits, port published on
-127.0.0.1 only, the sandbox below), starts it and waits until ``/alive``
-answers while watching for an early exit; it yields an :class:`Instance`
-that serves invocations, and on exit (normal, error or cancellation) stops
-and removes the container under a shielded scope with a bounded ladder.
+``open_instance`` asks the backend for the instance (its container's create
+body: labels, limits, the sandbox below, port published on 127.0.0.1 only;
+the backend decides what runs it and how the host reaches it), starts it and
+waits until ``/alive`` answers while watching for an early exit; it yields
+an :class:`Instance` that serves invocations, and on exit (normal, error or
+cancellation) stops and removes it under a shielded scope with a bounded
+ladder. Every engine call here is an instance-level one of the Backend
+Protocol: nothing here knows whether a container or a service runs it.
 
 The sandbox, as AWS Lambda's execution environment, for every runtime image
 alike: the unprivileged ``FUNCTION_USER``, a read-only root filesystem, a
@@ -29,7 +32,16 @@ import anyio
 import msgspec
 import structlog
 
-from .._backend import FUNCTION_USER, Backend, Label, hardened_host_config, healthcheck
+from .._backend import (
+    FUNCTION_USER,
+    Backend,
+    InstanceHandle,
+    InstanceRequest,
+    InstanceStatus,
+    Label,
+    hardened_host_config,
+    healthcheck,
+)
 from .._errors import (
     EngineError,
     EngineUnreachable,
@@ -53,6 +65,7 @@ __all__ = (
     "Instance",
     "InstanceContext",
     "container_config",
+    "instance_request",
     "open_instance",
 )
 
@@ -160,6 +173,32 @@ def container_config(
     }
 
 
+def instance_request(
+    spec: FunctionSpec,
+    instance: str,
+    ctx: InstanceContext,
+    generation: int,
+    *,
+    engine_name: str,
+    node: str | None = None,
+    host_port: int | None = None,
+) -> InstanceRequest:
+    """What the backend is asked to run for one instance (pure, testable).
+
+    ``host_port`` asks a backend that publishes on this host for that port.
+    """
+    return InstanceRequest(
+        name=engine_name,
+        alias=instance,
+        network=ctx.network,
+        port=CONTAINER_PORT,
+        container=container_config(spec, instance, ctx, generation, host_port),
+        placement=list(spec.placement),
+        node=node,
+        stop_grace_s=ctx.stop_grace_s,
+    )
+
+
 class Instance:
     """A running, ready container serving one function."""
 
@@ -168,8 +207,7 @@ class Instance:
         engine: Backend,
         spec: FunctionSpec,
         name: str,
-        container_id: str,
-        host_port: int,
+        handle: InstanceHandle,
         session: aiohttp.ClientSession,
         lifecycle: Lifecycle,
         *,
@@ -178,8 +216,10 @@ class Instance:
         self.engine = engine
         self.spec = spec
         self.name = name
-        self.container_id = container_id
-        self.host_port = host_port
+        #: Where it runs and how the host reaches it (the backend's answer).
+        self.handle = handle
+        self.container_id = handle.container_id
+        self.host_port = handle.port
         self.lifecycle = lifecycle
         self.in_flight = 0
         self.calls = 0
@@ -197,7 +237,7 @@ class Instance:
         self.cpu = cpu
         self._session = session
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-        self._url = f"http://127.0.0.1:{host_port}/"
+        self._url = f"http://{handle.host}:{handle.port}/"
         self._log = log.bind(function=spec.name, instance=name)
 
     @property
@@ -217,7 +257,7 @@ class Instance:
     @property
     def sebs_url(self) -> str:
         """The ``host:port`` form SeBS's ``out.json`` carries."""
-        return f"127.0.0.1:{self.host_port}"
+        return f"{self.handle.host}:{self.host_port}"
 
     @property
     def has_capacity(self) -> bool:
@@ -306,19 +346,18 @@ class Instance:
         """How the container ended, or None while it still runs (waits up to ``wait_s``)."""
         deadline = time.monotonic() + wait_s
         while True:
-            data = await self.engine.inspect_container(self.container_id)
-            if data is None:
+            status = await self.engine.instance_status(self.handle.id)
+            if status is None:
                 return ExitInfo(-1, False, "its container was removed")
-            state = data.get("State") or {}
-            if not state.get("Running", False):
-                return describe_exit(state, self.spec.memory_mb)
+            if not status.running:
+                return describe_status(status, self.spec.memory_mb)
             if time.monotonic() >= deadline:
                 return None
             await anyio.sleep(0.05)
 
     async def wait_exit(self) -> ExitInfo:
         """Wait until the container ends for any reason."""
-        await self.engine.wait_container(self.container_id)
+        await self.engine.wait_instance(self.handle.id)
         info = await self.exit_info()
         return info or ExitInfo(-1, False, "it stopped")
 
@@ -328,16 +367,28 @@ class Instance:
         if self.lifecycle.can(InstanceState.FAILED):
             self.lifecycle.to(InstanceState.FAILED)
         with anyio.CancelScope(shield=True):
-            await self.engine.kill_container(self.container_id)
+            await self.engine.kill_instance(self.handle.id)
 
 
 def describe_exit(state: Mapping[str, Any], memory_mb: int) -> ExitInfo:
-    """An ExitInfo from the engine's ``State`` of an exited container.
+    """An ExitInfo from the engine's ``State`` of an exited container."""
+    return describe_status(
+        InstanceStatus(
+            running=False,
+            exit_code=int(state.get("ExitCode", -1)),
+            oom_killed=bool(state.get("OOMKilled", False)),
+        ),
+        memory_mb,
+    )
+
+
+def describe_status(status: InstanceStatus, memory_mb: int) -> ExitInfo:
+    """An ExitInfo from the backend's status of an ended instance.
 
     The cause in words: out of memory, a signal (exit 128 + n), or the exit code.
     """
-    code = int(state.get("ExitCode", -1))
-    oom = bool(state.get("OOMKilled", False))
+    code = status.exit_code
+    oom = status.oom_killed
     if oom:
         reason = f"OOM-killed: it went over its memory limit of {memory_mb} MB (exit {code})"
     elif 128 < code < 128 + signal.NSIG:
@@ -350,6 +401,8 @@ def describe_exit(state: Mapping[str, Any], memory_mb: int) -> ExitInfo:
         reason = "exited with code 0 (the runtime's answer to SIGTERM: stopped from outside)"
     else:
         reason = f"exited with code {code}"
+    if status.error and not oom:
+        reason += f" ({status.error})"
     return ExitInfo(code, oom, reason)
 
 
@@ -376,14 +429,6 @@ def _port_taken(exc: EngineError) -> bool:
     return "port is already allocated" in text or "address already in use" in text
 
 
-def _host_port(data: Mapping[str, Any]) -> int:
-    ports = ((data.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{CONTAINER_PORT}/tcp")
-    for binding in ports or []:
-        if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
-            return int(binding["HostPort"])
-    raise InstanceStartError("the engine published no host port for the container")
-
-
 @asynccontextmanager
 async def open_instance(
     engine: Backend,
@@ -396,18 +441,23 @@ async def open_instance(
     name: str | None = None,
     host_port: int | None = None,
     on_created: Callable[[str], None] | None = None,
+    node: str | None = None,
 ) -> AsyncIterator[Instance]:
     """Create, start and wait for one instance; stop and remove it on exit.
 
     ``host_port`` asks for that host port (a replacement keeping its
     predecessor's, after an engine restart); when it is taken the engine
-    picks another. ``on_created`` learns each container id as soon as the
+    picks another. ``on_created`` learns each instance id as soon as the
     engine made it (what to remove if the engine goes away before we can).
+    ``node`` pins it to a node of a multi-node backend (the deployment's spreading).
     """
     created_hook = on_created or (lambda _: None)
     name = name or f"{spec.name}-{index}"
     container_name = f"faaslab-{ctx.deployment_id}-{name}" + (
         f"-r{generation}" if generation else ""
+    )
+    request = instance_request(
+        spec, name, ctx, generation, engine_name=container_name, node=node, host_port=host_port
     )
     lifecycle = Lifecycle()
     container_id = ""
@@ -417,38 +467,39 @@ async def open_instance(
         # Shielded: a create cancelled mid-request may still happen on the
         # engine, and then we would not know the id of what we must remove.
         with anyio.CancelScope(shield=True), anyio.fail_after(REMOVE_BOUND_S):
-            container_id = await engine.create_container(
-                container_config(spec, name, ctx, generation, host_port), name=container_name
-            )
+            container_id = await engine.create_instance(request)
         created_hook(container_id)
         lifecycle.to(InstanceState.STARTING)
         try:
-            await engine.start_container(container_id)
-        except EngineError as exc:
-            if host_port is None or not _port_taken(exc):
-                raise
-            # The port was taken meanwhile: any free port will do.
-            log.info("instance.port_taken", instance=name, port=host_port, error=str(exc))
-            with anyio.CancelScope(shield=True), anyio.fail_after(REMOVE_BOUND_S):
-                await engine.remove_container(container_id)
-                container_id = ""
-                container_id = await engine.create_container(
-                    container_config(spec, name, ctx, generation), name=container_name
-                )
-            created_hook(container_id)
-            await engine.start_container(container_id)
-        data = await engine.inspect_container(container_id)
-        if data is None:
-            raise InstanceStartError(f"{name}: its container vanished right after start")
-        pid = int((data.get("State") or {}).get("Pid") or 0)
-        if pid > 0:
-            cpu = await anyio.to_thread.run_sync(open_cpu_meter, pid, container_id)
-        instance = Instance(
-            engine, spec, name, container_id, _host_port(data), session, lifecycle, cpu=cpu
-        )
+            with anyio.fail_after(ctx.start_timeout_s):
+                try:
+                    handle = await engine.start_instance(container_id, request)
+                except EngineError as exc:
+                    if host_port is None or not _port_taken(exc):
+                        raise
+                    # The port was taken meanwhile: any free port will do.
+                    log.info("instance.port_taken", instance=name, port=host_port, error=str(exc))
+                    request = instance_request(
+                        spec, name, ctx, generation, engine_name=container_name, node=node
+                    )
+                    with anyio.CancelScope(shield=True), anyio.fail_after(REMOVE_BOUND_S):
+                        await engine.remove_instance(container_id)
+                        container_id = ""
+                        container_id = await engine.create_instance(request)
+                    created_hook(container_id)
+                    handle = await engine.start_instance(container_id, request)
+        except TimeoutError:
+            logs = await engine.instance_logs(container_id)
+            raise InstanceStartError(
+                f"{name}: did not start running within {ctx.start_timeout_s:g} s", logs=logs
+            ) from None
+        if not handle.node:
+            # On this host: its cgroup's CPU time is readable around each call.
+            cpu = await _cpu_meter(engine, handle.container_id)
+        instance = Instance(engine, spec, name, handle, session, lifecycle, cpu=cpu)
         ready = await _ready_or_exit(instance, session, created + ctx.start_timeout_s)
         if not ready:
-            logs = await engine.container_logs(container_id)
+            logs = await engine.instance_logs(container_id)
             raise InstanceStartError(
                 f"{name}: /alive did not answer within {ctx.start_timeout_s:g} s", logs=logs
             )
@@ -465,6 +516,15 @@ async def open_instance(
         if container_id:
             with anyio.CancelScope(shield=True):
                 await _teardown(engine, container_id, ctx, lifecycle)
+
+
+async def _cpu_meter(engine: Backend, container_id: str) -> CpuMeter | None:
+    """The CPU meter of a container on this host (None when its cgroup is out of reach)."""
+    data = await engine.inspect_container(container_id)
+    pid = int(((data or {}).get("State") or {}).get("Pid") or 0)
+    if pid <= 0:
+        return None
+    return await anyio.to_thread.run_sync(open_cpu_meter, pid, container_id)
 
 
 async def _ready_or_exit(
@@ -488,7 +548,7 @@ async def _ready_or_exit(
 
     if "exit" in outcome and not outcome.get("ready"):
         info: ExitInfo = outcome["exit"]
-        logs = await instance.engine.container_logs(instance.container_id)
+        logs = await instance.engine.instance_logs(instance.handle.id)
         raise InstanceStartError(
             f"{instance.name} exited before it was ready: {info.reason}",
             exit_code=info.exit_code,
@@ -505,9 +565,9 @@ async def _teardown(
         lifecycle.to(InstanceState.STOPPING)
     try:
         with anyio.fail_after(ctx.stop_grace_s + REMOVE_BOUND_S):
-            await engine.stop_container(container_id, ctx.stop_grace_s)
+            await engine.stop_instance(container_id, ctx.stop_grace_s)
             if ctx.remove:
-                await engine.remove_container(container_id)
+                await engine.remove_instance(container_id)
     except EngineUnreachable as exc:
         # Nothing to retry against: the deployment removes it once the engine
         # answers again (or `faaslab stop` / `gc` does).
@@ -516,7 +576,7 @@ async def _teardown(
         log.warning("instance.teardown_retry", container=container_id[:12], error=str(exc))
         try:
             with anyio.move_on_after(REMOVE_BOUND_S):
-                await engine.remove_container(container_id)
+                await engine.remove_instance(container_id)
         except EngineUnreachable as again:
             log.warning("instance.teardown_skipped", container=container_id[:12], error=str(again))
     if lifecycle.can(InstanceState.STOPPED):

@@ -15,6 +15,8 @@
 - :func:`build_python_images` (``_python_images``), :func:`build_nodejs_images`
   (``_nodejs_images``) — the runtime images, built without a registry from
   Debian root filesystems (``_debian``: mmdebstrap, slim).
+- :func:`ensure_sampler_image` (``_sampler_image``) — the node sampler's
+  image (Swarm): the sampling worker on the runtime image.
 
 What runs inside the containers is not here but in ``faaslab/runtimes/<language>/``.
 """
@@ -45,6 +47,7 @@ from ._python_images import (
     python_image_statuses,
 )
 from ._requirements import default_cache_root, install_requirements
+from ._sampler_image import SAMPLER_IMAGE, ensure_sampler_image
 
 __all__ = (
     "BASE_IMAGE",
@@ -58,6 +61,8 @@ __all__ = (
     "NPM_CA_BUNDLE_ENV",
     "NPM_IMAGE",
     "RUNTIME_IMAGE",
+    "SAMPLER_IMAGE",
+    "Language",
     "LanguageRuntime",
     "NpmSettings",
     "PipSettings",
@@ -65,6 +70,7 @@ __all__ = (
     "build_python_images",
     "default_cache_root",
     "default_packages_cache_root",
+    "ensure_sampler_image",
     "has_dependencies",
     "host_npm_config",
     "host_pip_config",

@@ -13,6 +13,10 @@
   reach), folded into a running aggregate and the profile file; per-call
   memory for invocations.
 
+On Docker Swarm the same worker runs on every node (``_node``, the node
+sampler served over TCP); :func:`remote_sampling` (``_remote``) is the one
+seam that connects a deployment to it.
+
 Modules: ``_cgroup`` (discovery, pure), ``_worker`` (the sampling process),
 ``_protocol`` (the frames between the two processes), ``_client`` (the pump
 in the deployment's process), ``_subscription`` (per-file batches),
@@ -31,6 +35,7 @@ from ._cgroup import (
 from ._client import SamplingProcess
 from ._cpu import CpuMeter, open_cpu_meter
 from ._peak import PeakWatermark, read_kernel_peak, reset_peak
+from ._remote import CONTAINER_PATH, SAMPLER_PORT, remote_sampling
 from ._sampler import CallMemory, Sampler, container_pid
 from ._subscription import (
     KeyStatistics,
@@ -41,6 +46,8 @@ from ._subscription import (
 )
 
 __all__ = (
+    "CONTAINER_PATH",
+    "SAMPLER_PORT",
     "CallMemory",
     "CpuFile",
     "CpuMeter",
@@ -61,5 +68,6 @@ __all__ = (
     "find_memory_files",
     "open_cpu_meter",
     "read_kernel_peak",
+    "remote_sampling",
     "reset_peak",
 )

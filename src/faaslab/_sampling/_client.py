@@ -33,7 +33,7 @@ import subprocess
 import sys
 import weakref
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -125,6 +125,7 @@ class SamplingProcess:
         stop_timeout: float = 5.0,
         command: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
+        connect: Callable[[], Awaitable[anyio.abc.Process]] | None = None,
     ) -> None:
         self._buffer_batches = buffer_batches
         self._hello_timeout = hello_timeout
@@ -132,6 +133,9 @@ class SamplingProcess:
         self._stop_timeout = stop_timeout
         self._command = list(command or [sys.executable, "-m", "faaslab._sampling._worker"])
         self._env = dict(env) if env is not None else _worker_environment()
+        #: How the worker is reached: a child process by default; ``_remote``
+        #: gives a TCP connection to a node's sampler dressed as one.
+        self._connect = connect
         self._keys: dict[str, _KeyState] = {}
         self._frames = FrameReader()
         self._stdin_lock = anyio.Lock()
@@ -162,13 +166,16 @@ class SamplingProcess:
             raise RuntimeError("a SamplingProcess runs once")
         self._started = True
         try:
-            process = await anyio.open_process(
-                self._command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=self._env,
-            )
+            if self._connect is not None:
+                process = await self._connect()
+            else:
+                process = await anyio.open_process(
+                    self._command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=self._env,
+                )
         except OSError as exc:
             raise SamplingError(f"cannot start the sampling process: {exc}") from exc
         self._process = process

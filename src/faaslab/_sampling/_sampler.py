@@ -38,6 +38,7 @@ from .._errors import EngineError, SamplingError
 from ._cgroup import MemoryFiles, find_memory_files
 from ._client import SamplingProcess
 from ._peak import PeakWatermark, reset_peak
+from ._remote import CONTAINER_PATH
 from ._subscription import SampleSubscription
 
 __all__ = ("CallMemory", "Sampler", "container_pid")
@@ -87,6 +88,10 @@ class Sampler:
         self.kernel_peak_reset = False
         self.end_reason: str | None = None
         self.last_bytes: int | None = None
+        #: The node that runs the container (multi-node backends), "" for this host.
+        self.node = ""
+        #: Why it is sampled by the stats API instead of cgroup files, if it is.
+        self.fallback_reason: str | None = None
         self._profile = profile
         self._single_call = single_call
         self._recent_times: deque[int] = deque(maxlen=RECENT_SAMPLES)
@@ -132,12 +137,7 @@ class Sampler:
                 self.container_id, self.files.usage, self.interval_ms
             )
             task_status.started()
-            async for batch in subscription:
-                self._take(batch.times, batch.values)
-                self.aggregate.add(batch)
-                if batch.late:
-                    self._report_lagging()
-            self.end_reason = subscription.end.reason if subscription.end else "ended"
+            await self._consume(subscription)
         finally:
             # Closed here, not left to the garbage collector: a cancelled
             # run's frame can keep the stream alive until a collection that
@@ -146,6 +146,57 @@ class Sampler:
                 subscription.close()
             self._close()
             self._done.set()
+
+    async def run_on_node(
+        self,
+        engine: Backend,
+        sampler: SamplingProcess | None,
+        *,
+        node: str,
+        local: bool,
+        missing: str | None = None,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Sample a container on a node through that node's sampler (``_remote``).
+
+        The node resolves the container's cgroup itself; without a sampler
+        there (``missing`` says why) the stats API serves, which reaches only
+        containers of the engine faaslab talks to (``local``).
+        """
+        self.node = node
+        subscription: SampleSubscription | None = None
+        try:
+            if sampler is not None:
+                try:
+                    subscription = await sampler.register(
+                        self.container_id, CONTAINER_PATH + self.container_id, self.interval_ms
+                    )
+                except SamplingError as exc:
+                    missing = f"its node's sampler refused it: {exc}"
+            if subscription is None:
+                self.source = "docker-stats"
+                self.fallback_reason = missing or "no sampler on its node"
+                self._log.warning("sampler.fallback", reason=self.fallback_reason, node=node)
+                task_status.started()
+                if local:
+                    await self._sample_stats(engine)
+                else:
+                    self.end_reason = "not sampled: its node's engine is out of reach"
+                return
+            task_status.started()
+            await self._consume(subscription)
+        finally:
+            if subscription is not None:
+                subscription.close()
+            self._done.set()
+
+    async def _consume(self, subscription: SampleSubscription) -> None:
+        async for batch in subscription:
+            self._take(batch.times, batch.values)
+            self.aggregate.add(batch)
+            if batch.late:
+                self._report_lagging()
+        self.end_reason = subscription.end.reason if subscription.end else "ended"
 
     async def _sample_stats(self, engine: Backend) -> None:
         """The fallback: the stats API, once a second, on absolute deadlines."""
@@ -278,6 +329,8 @@ class Sampler:
             kernel_peak_reset=self.kernel_peak_reset,
             last_bytes=self.last_bytes,
             end_reason=self.end_reason,
+            node=self.node or None,
+            fallback_reason=self.fallback_reason,
         )
 
 

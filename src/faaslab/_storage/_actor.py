@@ -213,10 +213,10 @@ async def open_storage(
             spec=spec, command=command, host_port=host_port, labels=labels,
         )  # fmt: skip
 
-    async def wait_ready(storage: Storage, container_id: str) -> None:
+    async def wait_ready(storage: Storage, instance_id: str) -> None:
         await wait_server_ready(
             engine,
-            container_id,
+            instance_id,
             storage.check,
             server=f"the storage server ({recipe.kind})",
             call="an authenticated S3 call",
@@ -225,21 +225,21 @@ async def open_storage(
         )
 
     async with run_server(
-        engine, name=name, labels=labels, config=config, port=S3_PORT, keep=spec.keep,
-        what="storage",
+        engine, name=name, alias=NETWORK_ALIAS, network=network, labels=labels, config=config,
+        port=S3_PORT, keep=spec.keep, ready_timeout_s=spec.ready_timeout_s, what="storage",
     ) as server:  # fmt: skip
 
         async def recreate() -> str:
             await server.recreate()
-            await wait_ready(storage, server.container_id)
+            await wait_ready(storage, server.instance_id)
             return server.container_id
 
-        async with open_minio(f"127.0.0.1:{server.host_port}", access_key, secret_key) as minio:
+        async with open_minio(server.endpoint, access_key, secret_key) as minio:
             storage = Storage(
                 minio,
                 kind=recipe.kind,
                 deployment_id=deployment_id,
-                host_endpoint=f"127.0.0.1:{server.host_port}",
+                host_endpoint=server.endpoint,
                 function_address=f"{NETWORK_ALIAS}:{S3_PORT}",
                 access_key=access_key,
                 secret_key=secret_key,
@@ -249,7 +249,7 @@ async def open_storage(
                 keep=spec.keep,
                 recreate=recreate,
             )
-            await wait_ready(storage, server.container_id)
+            await wait_ready(storage, server.instance_id)
             elapsed = time.monotonic() - started
             bound.info("storage.ready", endpoint=storage.host_endpoint, start_s=round(elapsed, 3))
             say(f"storage ready at {storage.host_endpoint} in {elapsed:.1f} s")

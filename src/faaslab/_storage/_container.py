@@ -18,13 +18,12 @@ from typing import Any
 import anyio
 import structlog
 
-from .._backend import Backend
+from .._backend import Backend, InstanceRequest
 from .._errors import EngineError, EngineUnreachable, FaaslabError, StorageError
 
 __all__ = (
     "ENGINE_STEP_S",
     "ServerContainer",
-    "published_port",
     "pull_if_missing",
     "remove_server",
     "run_server",
@@ -67,13 +66,15 @@ async def pull_if_missing(
 
 
 class ServerContainer:
-    """A server container run by :func:`run_server`: its id, its host port, and how to redo it.
+    """A server run by :func:`run_server`: its ids, where the host reaches it, how to redo it.
 
-    ``config(host_port)`` builds the create body; None lets the engine pick
-    the port. :meth:`recreate` is for after the engine restarted (which stops
-    every container): the stopped one is removed and a new one made on the
-    same volume and, where it is free, the same host port, so the address
-    the host's clients and the deployment file name stays right.
+    It is an *instance* of the backend (a container on this host, a one-task
+    service on Swarm): ``config(host_port)`` builds its container's create
+    body, None letting the engine pick the port. :meth:`recreate` is for
+    after the engine restarted (which stops every container): the stopped
+    one is removed and a new one made on the same volume and, where it is
+    free, the same host port, so the address the host's clients and the
+    deployment file name stays right.
     """
 
     def __init__(
@@ -81,35 +82,68 @@ class ServerContainer:
         engine: Backend,
         *,
         name: str,
+        alias: str,
+        network: str,
         config: Callable[[int | None], Mapping[str, Any]],
         port: int,
+        stop_grace_s: float,
+        ready_timeout_s: float,
         what: str,
     ) -> None:
         self._engine = engine
         self._name = name
+        self._alias = alias
+        self._network = network
         self._config = config
         self._port = port
+        self._stop_grace_s = stop_grace_s
+        self._ready_timeout_s = ready_timeout_s
         self._what = what
+        #: The backend's id (what to stop and remove), and its container's.
+        self.instance_id = ""
         self.container_id = ""
+        self.host = "127.0.0.1"
         self.host_port = 0
 
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` where the host reaches the server."""
+        return f"{self.host}:{self.host_port}"
+
     async def create_and_start(self, host_port: int | None = None) -> None:
+        request = InstanceRequest(
+            name=self._name,
+            alias=self._alias,
+            network=self._network,
+            port=self._port,
+            container=dict(self._config(host_port)),
+            stop_grace_s=self._stop_grace_s,
+        )
         # Shielded: a create cancelled mid-request may still happen on the
         # engine, and then we would not know what to remove.
         with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
-            self.container_id = await self._engine.create_container(
-                self._config(host_port), name=self._name
-            )
-        await self._engine.start_container(self.container_id)
-        data = await self._engine.inspect_container(self.container_id)
-        self.host_port = published_port(data, self._port, self._what)
+            self.instance_id = await self._engine.create_instance(request)
+        try:
+            with anyio.fail_after(self._ready_timeout_s):
+                handle = await self._engine.start_instance(self.instance_id, request)
+        except TimeoutError:
+            raise StorageError(
+                f"the {self._what} server did not start running within "
+                f"{self._ready_timeout_s:g} s"
+            ) from None
+        except EngineUnreachable:
+            raise
+        except EngineError as exc:
+            raise StorageError(f"the {self._what} server cannot run: {exc}") from exc
+        self.container_id = handle.container_id
+        self.host, self.host_port = handle.host, handle.port
 
     async def recreate(self) -> None:
         """The server again after an engine restart: same name, volume and host port."""
-        if self.container_id:  # stopped by the restart; its name is needed again
+        if self.instance_id:  # stopped by the restart; its name is needed again
             with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
-                await self._engine.remove_container(self.container_id)
-            self.container_id = ""
+                await self._engine.remove_instance(self.instance_id)
+            self.instance_id = self.container_id = ""
         await self.create_and_start(self.host_port or None)
 
 
@@ -118,21 +152,35 @@ async def run_server(
     engine: Backend,
     *,
     name: str,
+    alias: str,
+    network: str,
     labels: Mapping[str, str],
     config: Callable[[int | None], Mapping[str, Any]],
     port: int,
     keep: bool,
+    ready_timeout_s: float,
     what: str,
 ) -> AsyncIterator[ServerContainer]:
-    """Create the volume ``name`` and the container (``config`` mounts it), start it.
+    """Create the volume ``name`` and the server (``config`` mounts it), start it.
 
-    Yields the :class:`ServerContainer` (id, loopback host port of ``port``).
-    Leaving the block for any reason removes the container (the current one,
+    Yields the :class:`ServerContainer` (ids, where the host reaches ``port``).
+    Leaving the block for any reason removes the server (the current one,
     after a recreate), and the volume unless ``keep``, under a shielded,
     bounded scope.
     """
     volume_made = False
-    server = ServerContainer(engine, name=name, config=config, port=port, what=what)
+    server = ServerContainer(
+        engine,
+        name=name,
+        alias=alias,
+        network=network,
+        config=config,
+        port=port,
+        # A clean stop only matters when the data stays.
+        stop_grace_s=STOP_GRACE_S if keep else 1.0,
+        ready_timeout_s=ready_timeout_s,
+        what=what,
+    )
     try:
         with anyio.CancelScope(shield=True), anyio.fail_after(ENGINE_STEP_S):
             await engine.create_volume(name, labels)
@@ -142,24 +190,13 @@ async def run_server(
     finally:
         with anyio.CancelScope(shield=True):
             await remove_server(
-                engine, server.container_id, name if volume_made else None, keep=keep, what=what
+                engine, server.instance_id, name if volume_made else None, keep=keep, what=what
             )
-
-
-def published_port(data: Mapping[str, Any] | None, port: int, what: str) -> int:
-    """The loopback host port the engine published for ``port`` of a container."""
-    if data is None:
-        raise StorageError(f"the {what} container vanished right after start")
-    ports = ((data.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{port}/tcp")
-    for binding in ports or []:
-        if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
-            return int(binding["HostPort"])
-    raise StorageError(f"the engine published no host port for the {what} container")
 
 
 async def wait_server_ready(
     engine: Backend,
-    container_id: str,
+    instance_id: str,
     probe: Probe,
     *,
     server: str,
@@ -182,7 +219,7 @@ async def wait_server_ready(
             tg.cancel_scope.cancel()
 
         async def watch() -> None:
-            outcome["exit"] = await engine.wait_container(container_id)
+            outcome["exit"] = await engine.wait_instance(instance_id)
             tg.cancel_scope.cancel()
 
         tg.start_soon(poll)
@@ -190,7 +227,7 @@ async def wait_server_ready(
 
     if outcome.get("ready"):
         return
-    logs = await engine.container_logs(container_id, tail=30)
+    logs = await engine.instance_logs(instance_id, tail=30)
     if "exit" in outcome:
         message = f"{server} exited with code {outcome['exit']} before it was ready"
     else:
@@ -221,34 +258,34 @@ async def _probe_until(probe: Probe, deadline: float) -> tuple[bool, str]:
 
 
 async def remove_server(
-    engine: Backend, container_id: str, volume: str | None, *, keep: bool, what: str
+    engine: Backend, instance_id: str, volume: str | None, *, keep: bool, what: str
 ) -> None:
-    """Remove the container (a clean stop first when the data stays), then the volume."""
+    """Remove the server (a clean stop first when the data stays), then the volume."""
     try:
-        await _remove(engine, container_id, volume if not keep else None, keep=keep, what=what)
+        await _remove(engine, instance_id, volume if not keep else None, keep=keep, what=what)
     except EngineUnreachable as exc:
         # Nothing to retry against: what is left goes with the next `faaslab
         # stop` (or the deployment's own sweep once the engine answers).
-        log.warning(f"{what}.teardown_skipped", container=container_id[:12], error=str(exc))
+        log.warning(f"{what}.teardown_skipped", instance=instance_id[:12], error=str(exc))
 
 
 async def _remove(
-    engine: Backend, container_id: str, volume: str | None, *, keep: bool, what: str
+    engine: Backend, instance_id: str, volume: str | None, *, keep: bool, what: str
 ) -> None:
     try:
         with anyio.fail_after(STOP_GRACE_S + 2 * ENGINE_STEP_S):
-            if container_id:
+            if instance_id:
                 if keep:
-                    await engine.stop_container(container_id, STOP_GRACE_S)
-                await engine.remove_container(container_id)
+                    await engine.stop_instance(instance_id, STOP_GRACE_S)
+                await engine.remove_instance(instance_id)
             if volume is not None:
                 await engine.remove_volume(volume)
     except EngineUnreachable:
         raise
     except (FaaslabError, TimeoutError) as exc:
-        log.warning(f"{what}.teardown_retry", container=container_id[:12], error=str(exc))
+        log.warning(f"{what}.teardown_retry", instance=instance_id[:12], error=str(exc))
         with anyio.move_on_after(ENGINE_STEP_S):
-            if container_id:
-                await engine.remove_container(container_id)
+            if instance_id:
+                await engine.remove_instance(instance_id)
             if volume is not None:
                 await engine.remove_volume(volume)

@@ -221,10 +221,10 @@ async def open_nosql(
             command=command, host_port=host_port, labels=labels,
         )  # fmt: skip
 
-    async def wait_ready(nosql: NoSQL, container_id: str) -> None:
+    async def wait_ready(nosql: NoSQL, instance_id: str) -> None:
         await wait_server_ready(
             engine,
-            container_id,
+            instance_id,
             nosql.check,
             server=f"the NoSQL server ({recipe.kind})",
             call="a DynamoDB ListTables call",
@@ -234,21 +234,22 @@ async def open_nosql(
 
     async with (
         run_server(
-            engine, name=name, labels=labels, config=config, port=NOSQL_PORT, keep=spec.keep,
-            what="nosql",
+            engine, name=name, alias=NOSQL_ALIAS, network=network, labels=labels,
+            config=config, port=NOSQL_PORT, keep=spec.keep,
+            ready_timeout_s=spec.ready_timeout_s, what="nosql",
         ) as server,
-        open_dynamodb(f"127.0.0.1:{server.host_port}", access_key, secret_key) as client,
+        open_dynamodb(server.endpoint, access_key, secret_key) as client,
     ):  # fmt: skip
 
         async def recreate() -> str:
             await server.recreate()
-            await wait_ready(nosql, server.container_id)
+            await wait_ready(nosql, server.instance_id)
             return server.container_id
 
         nosql = NoSQL(
             client,
             recipe=recipe,
-            endpoint=f"127.0.0.1:{server.host_port}",
+            endpoint=server.endpoint,
             access_key=access_key,
             secret_key=secret_key,
             container_id=server.container_id,
@@ -256,7 +257,7 @@ async def open_nosql(
             keep=spec.keep,
             recreate=recreate,
         )
-        await wait_ready(nosql, server.container_id)
+        await wait_ready(nosql, server.instance_id)
         await nosql.create_tables(tables or [])
         elapsed = time.monotonic() - started
         log.info(
