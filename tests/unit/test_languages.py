@@ -157,6 +157,27 @@ def test_a_nodejs_benchmark_is_packaged_as_sebs_packages_it(tmp_path: Path) -> N
     assert read_package_json(package / "package.json")["dependencies"] == {"sharp": "^0.33"}
 
 
+def test_sebs_copyright_header_is_dropped_from_package_json(tmp_path: Path) -> None:
+    # SeBS's current package.json files start with "# Copyright ...": not JSON.
+    copied = tmp_path / "210.thumbnailer"
+    shutil.copytree(DATA / "210.thumbnailer", copied)
+    header = "# Copyright 2020-2025 ETH Zurich and the SeBS authors. All rights reserved.\n"
+    for name in ("package.json", "package.json.18"):
+        manifest = copied / "nodejs" / name
+        manifest.write_text(header + manifest.read_text())
+    package = build_package(copied, tmp_path / "pkg", language="nodejs")
+    assert read_package_json(package / "package.json")["dependencies"] == {"sharp": "^0.33"}
+    # Without the variant, package.json itself is cleaned the same way.
+    (copied / "nodejs" / "package.json.18").unlink()
+    plain = build_package(copied, tmp_path / "plain", language="nodejs")
+    assert read_package_json(plain / "package.json")["dependencies"] == {"sharp": "^0.25"}
+    # Anything else that is not JSON is left for npm's (and faaslab's) one-line error.
+    (copied / "nodejs" / "package.json").write_text('{"dependencies": ')
+    broken = build_package(copied, tmp_path / "broken", language="nodejs")
+    with pytest.raises(SpecError, match="not valid JSON"):
+        read_package_json(broken / "package.json")
+
+
 def test_a_minor_version_picks_the_majors_variant(tmp_path: Path) -> None:
     runtime = language_runtime("nodejs")
     assert runtime.manifest_variant("18.20") == runtime.manifest_variant(None) == "package.json.18"

@@ -376,6 +376,8 @@ def build_package(
     variant = sources / runtime.manifest_variant(language_version)
     if language in _VARIANT_REPLACES_MANIFEST and variant.is_file():
         shutil.copy2(variant, out / runtime.manifest)
+    if language in _VARIANT_REPLACES_MANIFEST and (out / runtime.manifest).is_file():
+        _strip_header_comments(out / runtime.manifest)
     for directory in (source, sources):
         script = directory / "init.sh"
         if script.is_file():
@@ -401,6 +403,29 @@ def _run_init(script: Path, package: Path, architecture: str) -> None:
     if result.returncode != 0:
         tail = result.stdout.decode(errors="replace")[-2000:]
         raise SpecError(f"{script} failed (exit {result.returncode}):\n{tail}")
+
+
+def _strip_header_comments(manifest: Path) -> None:
+    """Drop the ``#`` lines SeBS heads its package.json files with, so npm can read them.
+
+    SeBS's benchmark files carry a copyright line (``# Copyright 2020-2025 ETH
+    Zurich and the SeBS authors...``), package.json and its variants too,
+    which makes them invalid JSON. Only leading ``#`` lines go, and only when
+    the file is not JSON as it is; anything else wrong stays for the
+    installer's one-line error.
+    """
+    text = manifest.read_text(encoding="utf-8", errors="replace")
+    try:
+        json.loads(text)
+        return
+    except ValueError:
+        pass
+    lines = text.splitlines(keepends=True)
+    header = 0
+    while header < len(lines) and lines[header].lstrip().startswith("#"):
+        header += 1
+    if header:
+        manifest.write_text("".join(lines[header:]), encoding="utf-8")
 
 
 def _make_world_readable(root: Path) -> None:
