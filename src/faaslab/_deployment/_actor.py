@@ -40,7 +40,7 @@ from .._messages import (
     InstanceStarting,
     SamplerLagging,
 )
-from .._sampling import Sampler, SamplingProcess, container_pid
+from .._sampling import HostSampler, Sampler, SamplingClient, container_pid
 from .._sebs import SebsBenchmark
 from .._spec import DeploymentSpec, FunctionSpec
 from .._state import Checkpoint, DeploymentState, SamplingRecord, SupervisorRecord, write_state
@@ -89,6 +89,8 @@ class DeploymentParts:
     #: SeBS inputs generated at start, and the function each belongs to.
     inputs: Sequence[Any] = ()
     input_functions: Sequence[str] = ()
+    #: Presented to the host sampler; its SHA-256 is on the containers' labels.
+    sampler_token: str = ""
 
 
 @asynccontextmanager
@@ -141,10 +143,14 @@ class Deployment:
         self._state_path = parts.state_path
         self._supervisor = parts.supervisor
         self._tg: TaskGroup | None = None
-        # Memory sampling: one process for the deployment, one measurement per container.
+        # Memory sampling: the host's one sampling process, one measurement per container.
         self.profile_path = parts.workdir / "memory.profile"
         self._profile = ProfileWriter(self.profile_path) if spec.sampling else None
-        self._sampler = SamplingProcess() if spec.sampling else None
+        self._sampler: HostSampler | None = None
+        if spec.sampling:
+            self._sampler = HostSampler(
+                deployment_id, token=parts.sampler_token, engine=parts.engine.endpoint
+            )
         self._sampler_scope = anyio.CancelScope()
         self._sampler_done = anyio.Event()
         self._measurements: list[Sampler] = []
@@ -461,7 +467,7 @@ class Deployment:
             )
         )
 
-    async def _run_sampler(self, *, task_status: TaskStatus[SamplingProcess]) -> None:
+    async def _run_sampler(self, *, task_status: TaskStatus[SamplingClient]) -> None:
         assert self._sampler is not None
         try:
             with self._sampler_scope:
@@ -530,6 +536,7 @@ class Deployment:
                         self.id,
                         [m.record() for m in self._measurements],
                         sampler_priority=self._sampler.priority if self._sampler else None,
+                        sampler_restarts=self._sampler.restarts if self._sampler else 0,
                     )
                 )
             elif self._sampler is not None:
@@ -537,6 +544,7 @@ class Deployment:
                     self.id,
                     [m.record() for m in self._measurements],
                     sampler_priority=self._sampler.priority,
+                    sampler_restarts=self._sampler.restarts,
                 )
             self._stopped = _StopResult(report, time.time(), str(path) if path else None)
             self._save()
