@@ -4,7 +4,7 @@ r"""Memory sampling: cgroup discovery, the sampling processes, the Sampler actor
 - :class:`HostSampler` — a deployment's connection to the host sampler, the
   one sampling process of the host (started on first use, shared by every
   deployment, exits when idle); :func:`sampler_status`,
-  :func:`stop_host_sampler` for the CLI.
+  :func:`stop_host_sampler`, :func:`serve_host_sampler` for the CLI.
 - :class:`SamplingProcess` — a private worker process of one client, the same
   methods (both are :class:`SamplingClient`\ s, delivering :class:`SampleBatch`
   per subscription).
@@ -37,6 +37,7 @@ from ._cgroup import (
 )
 from ._client import SamplingProcess
 from ._host_client import HostSampler, sampler_status, stop_host_sampler
+from ._hostd import main as serve_host_sampler
 from ._launch import IDLE_ENV
 from ._peak import PeakWatermark, read_kernel_peak, reset_peak
 from ._protocol import Status as SamplerStatus
@@ -77,6 +78,7 @@ __all__ = (
     "read_kernel_peak",
     "reset_peak",
     "sampler_status",
+    "serve_host_sampler",
     "stop_host_sampler",
     "token_digest",
 )

@@ -269,10 +269,10 @@ class SamplingClient:
                 state.skipped += event.skipped
                 state.accounted += len(batch.times) + event.skipped
                 await self._deliver(state, batch, blocking=blocking)
-            case Registered(key=key, t0_ns=t0):
+            case Registered(key=key, t0_ns=t0, path=path):
                 state = self._keys.get(key)
                 if state is not None:
-                    await self._registered(state, t0, blocking=blocking)
+                    await self._registered(state, t0, path, blocking=blocking)
             case Refused(key=key, error=error):
                 state = self._keys.get(key)
                 if state is None:
@@ -290,10 +290,11 @@ class SamplingClient:
             case _:
                 log.warning("sampler.unexpected_frame", frame=type(event).__name__)
 
-    async def _registered(self, state: KeyState, t0: int, *, blocking: bool) -> None:
+    async def _registered(self, state: KeyState, t0: int, path: str, *, blocking: bool) -> None:
         subscription = state.subscription()
         if subscription is not None:
             subscription.t0_ns = t0
+            subscription.path = path or subscription.path  # the file the sampler found
         resumed, state.resumed_from = state.resumed_from, None
         old_t0, accounted = resumed if resumed is not None else (None, 0)
         state.t0_ns, state.accounted = t0, 0

@@ -106,6 +106,10 @@ class SampleSubscription:
         try:
             return await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
+            # The end may have come while we waited: drain_and_close kept
+            # what was buffered then.
+            if self._leftover:
+                return self._leftover.popleft()
             self._receive.close()
             raise StopAsyncIteration from None
 
