@@ -8,14 +8,11 @@ own (:func:`spawn_supervisor`) and waits for its :class:`ReadyMessage`;
 from __future__ import annotations
 
 import os
-import select
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import msgspec
@@ -23,6 +20,7 @@ from anyio.abc import SocketStream
 
 from .._errors import FaaslabError
 from .._spec import DeploymentSpec
+from .._util import read_line
 from ._protocol import ReadyMessage, Reply, Request, decode_ready, decode_reply, encode
 
 __all__ = ("ControlClient", "connect", "spawn_supervisor")
@@ -90,7 +88,10 @@ def spawn_supervisor(spec: DeploymentSpec, state_path: Path, *, timeout: float) 
         )
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
-        line = _read_line(pipe, timeout)
+        try:
+            line = read_line(pipe.fileno(), timeout)
+        except TimeoutError:
+            raise FaaslabError(f"the supervisor did not report within {timeout:g} s") from None
     if not line:
         process.poll()
         tail = log_path.read_text(errors="replace").splitlines()[-15:]
@@ -107,20 +108,3 @@ def spawn_supervisor(spec: DeploymentSpec, state_path: Path, *, timeout: float) 
         error.exit_code = message.exit_code
         raise error
     return message
-
-
-def _read_line(pipe: Any, timeout: float) -> bytes:
-    deadline = time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise FaaslabError(f"the supervisor did not report within {timeout:g} s")
-        ready, _, _ = select.select([pipe], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(pipe.fileno(), 65536)
-        if not chunk:
-            return data
-        data += chunk
-    return data.split(b"\n", 1)[0]

@@ -17,12 +17,10 @@ check, for tools and benchmarks.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 from collections import deque
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import NoReturn
 
 import anyio
@@ -31,6 +29,7 @@ import msgspec
 import structlog
 
 from .._errors import SamplingError
+from ._launch import worker_environment
 from ._protocol import (
     FrameReader,
     Hello,
@@ -73,7 +72,7 @@ class SamplingProcess(SamplingClient):
         self._hello_timeout = hello_timeout
         self._stop_timeout = stop_timeout
         self._command = list(command or [sys.executable, "-m", "faaslab._sampling._worker"])
-        self._env = dict(env) if env is not None else _worker_environment()
+        self._env = dict(env) if env is not None else worker_environment()
         self._frames = FrameReader()
         self._stdin_lock = anyio.Lock()
         self._stderr_tail: deque[str] = deque(maxlen=_STDERR_LINES)
@@ -222,13 +221,3 @@ class SamplingProcess(SamplingClient):
             await process.wait()
         self._finish_all("sampling process died" if died else "sampling process stopped")
         log.info("sampler.stopped", pid=process.pid, returncode=process.returncode)
-
-
-def _worker_environment() -> dict[str, str]:
-    """Our environment, with this faaslab first on the worker's path (so that
-    a source checkout samples with the same code it runs)."""
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[2])
-    existing = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = package_root + (os.pathsep + existing if existing else "")
-    return env

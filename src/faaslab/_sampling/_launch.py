@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import select
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import msgspec
 
 from .._errors import SamplingError
+from .._util import read_line
 from ._address import SamplerAddress
 from ._protocol import DaemonReady, decode_ready
 
@@ -145,7 +145,9 @@ def _spawn(address: SamplerAddress, idle_exit_s: float, timeout: float) -> int:
     finally:
         os.close(write_fd)
     try:
-        line = _read_line(read_fd, timeout)
+        line = read_line(read_fd, timeout)
+    except TimeoutError:
+        raise SamplingError(f"the host sampler did not report ready within {timeout:g} s") from None
     finally:
         os.close(read_fd)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -162,20 +164,3 @@ def _spawn(address: SamplerAddress, idle_exit_s: float, timeout: float) -> int:
     if not ready.ok:
         raise SamplingError(f"the host sampler could not start: {ready.error}")
     return ready.pid
-
-
-def _read_line(fd: int, timeout: float) -> bytes:
-    deadline = time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise SamplingError(f"the host sampler did not report ready within {timeout:g} s")
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return data
-        data += chunk
-    return data.split(b"\n", 1)[0]

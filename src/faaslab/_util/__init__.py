@@ -5,10 +5,12 @@
 - :func:`first_error` (``_groups``) — the error a user should see from an
   exception group.
 - :func:`state_dir` (``_paths``) — faaslab's own directory on the host.
+- :func:`read_line` (``_pipes``) — the ready line of a detached child.
 """
 
 from ._groups import first_error
 from ._int64 import pack_int64, unpack_int64
 from ._paths import state_dir
+from ._pipes import read_line
 
-__all__ = ("first_error", "pack_int64", "state_dir", "unpack_int64")
+__all__ = ("first_error", "pack_int64", "read_line", "state_dir", "unpack_int64")
