@@ -18,7 +18,8 @@ r"""Memory sampling: cgroup discovery, the sampling processes, the Sampler actor
 Modules: ``_cgroup`` (discovery, pure), ``_grid`` (deadline grids, pure),
 ``_protocol`` (the frames, one protocol for every transport), ``_loop`` (the
 timed reads both sampling processes share), ``_worker`` (the private
-sampling process), ``_hostd`` (the host sampler), ``_access`` (who may
+sampling process), ``_hostd`` (the host sampler), ``_listen`` (its
+sockets and pid lock), ``_access`` (who may
 sample what, pure), ``_verifier`` (the host sampler's access checker
 process), ``_address`` (unix and TCP addresses), ``_launch`` (start on first
 use), ``_pump`` (the client side both transports share), ``_client``

@@ -27,27 +27,32 @@ cannot hold up the other deployments. With no deployment attached for
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import gc
 import os
 import select
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import msgspec
 import structlog
 
 from .._logging import configure_logging
 from ._access import AccessRequest, Verdict
-from ._address import default_address, parse_address
+from ._address import default_address
 from ._launch import idle_exit_from_environment
+from ._listen import (
+    Listener,
+    Transport,
+    daemonize,
+    lock_pid_file,
+    peer_name,
+    tcp_listener,
+    unix_listener,
+)
 from ._loop import (
     MIN_WAKE_PERIOD_NS,
     Outbox,
@@ -73,8 +78,8 @@ from ._protocol import (
     StatusQuery,
     Unregister,
     decode_command,
-    encode_frame,
 )
+from ._verifier import CheckerProcess
 
 __all__ = ("HostDaemon", "main")
 
@@ -84,31 +89,7 @@ log = structlog.get_logger()
 IDLE_WAKE_S = 0.5
 MAX_CONNECTIONS = 256
 MAX_FILES_PER_CONNECTION = 4096
-#: Waiting for a predecessor that is still exiting to let go of sampler.pid.
-PID_LOCK_WAIT_S = 5.0
 _READ_SIZE = 1024 * 1024
-
-Transport = Literal["unix", "tcp"]
-
-
-class _Listener:
-    def __init__(
-        self, sock: socket.socket, transport: Transport, address: str, path: str = ""
-    ) -> None:
-        sock.setblocking(False)
-        self.sock = sock
-        self.transport: Transport = transport
-        self.address = address
-        #: A unix listener's socket file and its inode (to remove only our own).
-        self.path = path
-        self.inode = os.stat(path).st_ino if path else 0
-
-    def close(self) -> None:
-        if self.path:
-            with contextlib.suppress(OSError):
-                if os.stat(self.path).st_ino == self.inode:
-                    os.unlink(self.path)
-        self.sock.close()
 
 
 class _Connection:
@@ -130,76 +111,12 @@ class _Connection:
         self.closing = False
 
 
-class _Checker:
-    """The access checker child (``_verifier``): requests out, verdicts in."""
-
-    def __init__(self, command: list[str]) -> None:
-        self._command = command
-        self._process: subprocess.Popen[bytes] | None = None
-        self.outbox: Outbox | None = None
-        self._reader = FrameReader()
-        self._decoder = msgspec.msgpack.Decoder(Verdict)
-
-    @property
-    def out_fd(self) -> int | None:
-        process = self._process
-        return process.stdout.fileno() if process is not None and process.stdout else None
-
-    def start(self) -> None:
-        # Our scheduling has SCHED_RESET_ON_FORK: the checker runs at normal priority.
-        self._process = subprocess.Popen(
-            self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True
-        )
-        assert self._process.stdin is not None
-        self.outbox = Outbox(self._process.stdin.fileno(), overflow="drop")
-        self._reader = FrameReader()
-        log.info("sampler.checker_started", pid=self._process.pid)
-
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def ask(self, request: AccessRequest) -> None:
-        if self._process is None:
-            self.start()
-        assert self.outbox is not None
-        self.outbox.pending += encode_frame(request)
-        self.outbox.write_some()
-
-    def read(self) -> list[Verdict] | None:
-        """Verdicts that arrived; None when the checker is gone."""
-        fd = self.out_fd
-        assert fd is not None
-        try:
-            data = os.read(fd, _READ_SIZE)
-        except BlockingIOError:
-            return []
-        if not data:
-            self.stop()
-            return None
-        return [self._decoder.decode(body) for body in self._reader.feed(data)]
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        try:
-            process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 class HostDaemon:
     """The host sampler's loop; see the module docstring."""
 
     def __init__(
         self,
-        listeners: list[_Listener],
+        listeners: list[Listener],
         *,
         idle_exit_s: float,
         engine: str,
@@ -212,7 +129,9 @@ class HostDaemon:
         self._engine = engine
         self.priority = priority
         self._loop = SamplingLoop(spin_ns=spin_from_environment() if spin_ns is None else spin_ns)
-        self._checker = _Checker(checker or [sys.executable, "-m", "faaslab._sampling._verifier"])
+        self._checker = CheckerProcess(
+            checker or [sys.executable, "-m", "faaslab._sampling._verifier"]
+        )
         self._connections: dict[int, _Connection] = {}
         self._requests: dict[int, tuple[_Connection, Register]] = {}
         self._next_request = 0
@@ -294,7 +213,7 @@ class HostDaemon:
                     if listener.sock.fileno() == fd:
                         self._accept(listener)
 
-    def _accept(self, listener: _Listener) -> None:
+    def _accept(self, listener: Listener) -> None:
         while True:
             try:
                 sock, peer = listener.sock.accept()
@@ -305,7 +224,7 @@ class HostDaemon:
                 return
             self._next_ident += 1
             connection = _Connection(
-                sock, self._next_ident, listener.transport, _peer_name(listener, peer)
+                sock, self._next_ident, listener.transport, peer_name(listener, peer)
             )
             self._connections[connection.fd] = connection
             if len(self._connections) > MAX_CONNECTIONS:
@@ -507,58 +426,7 @@ class HostDaemon:
         self._checker.stop()
 
 
-def _peer_name(listener: _Listener, peer: object) -> str:
-    if listener.transport == "tcp" and isinstance(peer, tuple):
-        return f"{peer[0]}:{peer[1]}"
-    return listener.address
-
-
 # -- the process ---------------------------------------------------------------------
-
-
-def _lock_pid_file(path: Path) -> int | str:
-    """Hold `path` locked for our life: the descriptor, or why another sampler has it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    deadline = time.monotonic() + PID_LOCK_WAIT_S
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                os.close(fd)
-                return f"another host sampler (pid {holder}) holds {path}"
-            time.sleep(0.05)  # a predecessor is exiting: bounded by the deadline
-
-
-def _unix_listener(path: str) -> _Listener:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)  # a dead predecessor's: we hold the pid lock
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    previous = os.umask(0o177)  # born 0600: no window in which others may connect
-    try:
-        sock.bind(path)
-    finally:
-        os.umask(previous)
-    os.chmod(path, 0o600)
-    sock.listen(128)
-    return _Listener(sock, "unix", f"unix://{path}", path)
-
-
-def _tcp_listener(text: str) -> _Listener:
-    address = parse_address(f"tcp://{text}")
-    sock = socket.create_server((address.host, address.port), reuse_port=False, backlog=128)
-    host, port = sock.getsockname()[:2]
-    return _Listener(sock, "tcp", f"tcp://{host}:{port}")
-
-
-def _daemonize() -> None:
-    """Fork; the parent exits at once (its starter reaps it); the child leads
-    a session of its own, so nobody's terminal or process group reaches it."""
-    if os.fork() > 0:
-        os._exit(0)
-    os.setsid()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -577,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daemonize", action="store_true")
     args = parser.parse_args(argv)
     if args.daemonize:
-        _daemonize()
+        daemonize()
     configure_logging("json", debug=False)
     ready = os.fdopen(args.ready_fd, "wb") if args.ready_fd is not None else None
 
@@ -598,13 +466,13 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace, report: Callable[[DaemonReady], None]) -> int:
     path = args.socket or default_address().path
     pid_path = Path(path).with_suffix(".pid")
-    locked = _lock_pid_file(pid_path)
+    locked = lock_pid_file(pid_path)
     if isinstance(locked, str):
         report(DaemonReady(ok=False, error=locked))
         return 1
-    listeners = [_unix_listener(path)]
+    listeners = [unix_listener(path)]
     if args.tcp:
-        listeners.append(_tcp_listener(args.tcp))
+        listeners.append(tcp_listener(args.tcp))
     idle = idle_exit_from_environment() if args.idle_exit is None else args.idle_exit
     daemon = HostDaemon(listeners, idle_exit_s=idle, engine=args.engine)
     daemon.start_checker()  # before we turn real-time

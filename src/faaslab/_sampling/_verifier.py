@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -28,9 +29,10 @@ from .._errors import FaaslabError
 from .._logging import configure_logging
 from ._access import AccessRequest, Verdict, check_container, check_path
 from ._cgroup import MemoryFiles, find_memory_files
+from ._loop import Outbox
 from ._protocol import FrameReader, encode_frame
 
-__all__ = ("check", "main")
+__all__ = ("CheckerProcess", "check", "main")
 
 log = structlog.get_logger()
 
@@ -38,6 +40,7 @@ log = structlog.get_logger()
 CHECK_TIMEOUT_S = 20.0
 
 _decoder = msgspec.msgpack.Decoder(AccessRequest)
+_READ_SIZE = 1024 * 1024
 
 FindFiles = Callable[[int, str], MemoryFiles]
 
@@ -86,6 +89,73 @@ class _Engines:
                 engine = await self._stack.enter_async_context(open_engine(endpoint or None))
                 self._engines[endpoint] = engine
             return engine
+
+
+class CheckerProcess:
+    """The host sampler's handle on this process: requests out, verdicts in.
+
+    Used from the real-time loop: nothing here blocks but :meth:`stop`.
+    """
+
+    def __init__(self, command: list[str]) -> None:
+        self._command = command
+        self._process: subprocess.Popen[bytes] | None = None
+        self.outbox: Outbox | None = None
+        self._reader = FrameReader()
+        self._decoder = msgspec.msgpack.Decoder(Verdict)
+
+    @property
+    def out_fd(self) -> int | None:
+        process = self._process
+        return process.stdout.fileno() if process is not None and process.stdout else None
+
+    def start(self) -> None:
+        # Our scheduling has SCHED_RESET_ON_FORK: the checker runs at normal priority.
+        self._process = subprocess.Popen(
+            self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True
+        )
+        assert self._process.stdin is not None
+        self.outbox = Outbox(self._process.stdin.fileno(), overflow="drop")
+        self._reader = FrameReader()
+        log.info("sampler.checker_started", pid=self._process.pid)
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def ask(self, request: AccessRequest) -> None:
+        if self._process is None:
+            self.start()
+        assert self.outbox is not None
+        self.outbox.pending += encode_frame(request)
+        self.outbox.write_some()
+
+    def read(self) -> list[Verdict] | None:
+        """Verdicts that arrived; None when the checker is gone."""
+        fd = self.out_fd
+        assert fd is not None
+        try:
+            data = os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            return []
+        if not data:
+            self.stop()
+            return None
+        return [self._decoder.decode(body) for body in self._reader.feed(data)]
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 async def _serve() -> None:
