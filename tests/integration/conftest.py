@@ -15,6 +15,9 @@ from faaslab._backend import Backend, deployment_filter, open_engine
 
 #: One id per test run: every deployment a test makes is named under it.
 RUN_ID = os.environ.get("FAASLAB_TEST_RUN") or secrets.token_hex(3)
+#: A host sampler started by the tests' deployments exits soon after the last
+#: one (the default, 30 s, is for people who start deployments by hand).
+os.environ.setdefault("FAASLAB_SAMPLER_IDLE_S", "5")
 _counter = itertools.count()
 
 pytestmark = pytest.mark.integration

@@ -66,7 +66,7 @@ from .._messages import (
     InstanceStarting,
     SamplerLagging,
 )
-from .._sampling import Sampler, SamplingProcess, container_pid
+from .._sampling import HostSampler, Sampler, SamplingClient, container_pid
 from .._sebs import SebsBenchmark
 from .._spec import DeploymentSpec, FunctionSpec
 from .._state import (
@@ -125,6 +125,8 @@ class DeploymentParts:
     #: SeBS inputs generated at start, and the function each belongs to.
     inputs: Sequence[Any] = ()
     input_functions: Sequence[str] = ()
+    #: Presented to the host sampler; its SHA-256 is on the containers' labels.
+    sampler_token: str = ""
 
 
 @asynccontextmanager
@@ -201,10 +203,14 @@ class Deployment:
         #: Set when the deployment ended on its own (``ended_reason`` says why).
         self.ended = anyio.Event()
         self.ended_reason: str | None = None
-        # Memory sampling: one process for the deployment, one measurement per container.
+        # Memory sampling: the host's one sampling process, one measurement per container.
         self.profile_path = parts.workdir / "memory.profile"
         self._profile = ProfileWriter(self.profile_path) if spec.sampling else None
-        self._sampler = SamplingProcess() if spec.sampling else None
+        self._sampler: HostSampler | None = None
+        if spec.sampling:
+            self._sampler = HostSampler(
+                deployment_id, token=parts.sampler_token, engine=parts.engine.endpoint
+            )
         self._sampler_scope = anyio.CancelScope()
         self._sampler_done = anyio.Event()
         self._measurements: list[Sampler] = []
@@ -603,7 +609,7 @@ class Deployment:
             )
         )
 
-    async def _run_sampler(self, *, task_status: TaskStatus[SamplingProcess]) -> None:
+    async def _run_sampler(self, *, task_status: TaskStatus[SamplingClient]) -> None:
         assert self._sampler is not None
         try:
             with self._sampler_scope:
@@ -688,6 +694,7 @@ class Deployment:
                     [m.record() for m in self._measurements],
                     sampler_priority=self._sampler.priority if self._sampler else None,
                     incomplete_reason=ended_reason,
+                    sampler_restarts=self._sampler.restarts if self._sampler else 0,
                 )
             )
         elif self._sampler is not None:
@@ -696,6 +703,7 @@ class Deployment:
                 [m.record() for m in self._measurements],
                 sampler_priority=self._sampler.priority,
                 incomplete_reason=ended_reason,
+                sampler_restarts=self._sampler.restarts,
             )
         self._stopped = _StopResult(report, time.time(), str(path) if path else None)
         self._save()
