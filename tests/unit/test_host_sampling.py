@@ -245,14 +245,28 @@ def test_addresses() -> None:
 
 
 def test_status_json_has_exactly_the_documented_keys() -> None:
-    status = Status(pid=9, priority="SCHED_FIFO 20", deployments=2, files=16, connections=2)
+    status = Status(
+        pid=9,
+        priority="SCHED_FIFO 20",
+        deployments=2,
+        files=16,
+        connections=2,
+        attached={"a": 8, "b": 8},
+    )
     assert status_json(status) == {
         "pid": 9,
         "priority": "SCHED_FIFO 20",
         "deployments": 2,
         "files": 16,
+        "attached": {"a": 8, "b": 8},
     }
-    assert status_json(None) == {"pid": None, "priority": None, "deployments": 0, "files": 0}
+    assert status_json(None) == {
+        "pid": None,
+        "priority": None,
+        "deployments": 0,
+        "files": 0,
+        "attached": {},
+    }
 
 
 # -- lost deadlines in the client ---------------------------------------------------------------

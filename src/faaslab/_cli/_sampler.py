@@ -20,14 +20,16 @@ __all__ = ("describe_status", "register", "status_json")
 
 
 def status_json(status: SamplerStatus | None) -> dict[str, object]:
-    """The `--json` form: pid, priority, deployments, files (pid null: not running)."""
+    """The `--json` form: pid, priority, deployments, files, files per attached
+    deployment (pid null: not running)."""
     if status is None:
-        return {"pid": None, "priority": None, "deployments": 0, "files": 0}
+        return {"pid": None, "priority": None, "deployments": 0, "files": 0, "attached": {}}
     return {
         "pid": status.pid,
         "priority": status.priority,
         "deployments": status.deployments,
         "files": status.files,
+        "attached": dict(status.attached),
     }
 
 

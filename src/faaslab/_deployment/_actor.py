@@ -775,6 +775,8 @@ class Deployment:
                 profile=str(self.profile_path),
                 priority=self._sampler.priority or "",
                 pid=self._sampler.pid,
+                address=str(self._sampler.address),
+                restarts=self._sampler.restarts,
             )
         stopped = self._stopped
         status: Status = "stopping" if self._stopping else "running"

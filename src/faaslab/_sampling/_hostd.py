@@ -144,13 +144,23 @@ class HostDaemon:
         self._checker.start()
 
     def status(self) -> Status:
-        sessions = [c.session for c in self._connections.values() if c.session is not None]
+        attached: dict[str, int] = {}
+        sessions = 0
+        for connection in self._connections.values():
+            # A client gone (not yet reaped) is no longer attached.
+            if connection.session is None or connection.outbox.broken is not None:
+                continue
+            sessions += 1
+            deployment = connection.session.deployment
+            files = len(connection.outbox.registrations)
+            attached[deployment] = attached.get(deployment, 0) + files
         return Status(
             pid=os.getpid(),
             priority=self.priority,
-            deployments=len({s.deployment for s in sessions}),
+            deployments=len(attached),
             files=self._loop.files,
-            connections=len(sessions),
+            connections=sessions,
+            attached=attached,
             intervals_ns=self._loop.intervals,
             listening=tuple(listener.address for listener in self._listeners),
             uptime_s=round((time.monotonic_ns() - self._started_ns) / 1e9, 3),

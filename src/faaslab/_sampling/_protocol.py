@@ -168,6 +168,9 @@ class Status(msgspec.Struct, frozen=True, tag="status"):
     #: Files sampled now, over every connection.
     files: int
     connections: int = 0
+    #: Files sampled now per attached deployment (0: attached, nothing
+    #: registered). A deployment whose client died is gone from here at once.
+    attached: dict[str, int] = {}
     #: The distinct intervals sampled (one deadline grid each), in ns.
     intervals_ns: tuple[int, ...] = ()
     #: Where it listens ("unix:///...", "tcp://host:port").
