@@ -4,6 +4,7 @@ addresses, lost-deadline accounting in the client (a fake transport)."""
 from __future__ import annotations
 
 from array import array
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -13,8 +14,11 @@ import pytest
 
 from faaslab._aggregate import MemoryAggregate, build_report
 from faaslab._aggregate._record import MeasurementRecord
+from faaslab._backend import Label
 from faaslab._cli._sampler import status_json
+from faaslab._deployment._recovery import sampler_released
 from faaslab._errors import SamplingError, SpecError
+from faaslab._function import InstanceContext, container_config
 from faaslab._sampling import SampleBatch, SamplingEnd, parse_address, token_digest
 from faaslab._sampling._access import AccessRequest, check_container, check_path
 from faaslab._sampling._grid import catch_up, first_deadline, lost_deadlines
@@ -38,6 +42,8 @@ from faaslab._sampling._protocol import (
     pack_int64,
 )
 from faaslab._sampling._pump import SamplingClient
+from faaslab._spec import FunctionSpec
+from faaslab._state import SamplingRecord
 
 MS = 1_000_000
 
@@ -151,6 +157,39 @@ def test_container_decisions(
     else:
         assert found == ""
         assert pid == 42
+
+
+def test_a_sandboxed_function_container_passes_the_checks(tmp_path: Path) -> None:
+    """The labels and sandbox a function container gets (the owner and state
+    labels, uid 10001, a health check still starting) are what the checker
+    sees: it decides on the deployment and token labels alone."""
+    (tmp_path / "function.py").write_text("def handler(event):\n    return {}\n")
+    function = FunctionSpec(name="fn", code=str(tmp_path))
+    labels = {
+        Label.DEPLOYMENT: "dep-a",
+        Label.OWNER: "4242:123456",
+        Label.STATE: "/srv/out.json",
+        Label.SAMPLER_TOKEN: token_digest("secret"),
+    }
+    context = InstanceContext(
+        deployment_id="dep-a",
+        network="faaslab-dep-a",
+        image="faaslab/python:3.11",
+        start_timeout_s=30.0,
+        stop_grace_s=2.0,
+        remove=True,
+        labels=labels,
+    )
+    body = container_config(function, "fn-0", context, 0)
+    inspected = {
+        "Config": {"Labels": body["Labels"], "User": body["User"]},
+        "State": {"Running": True, "Pid": 42, "Health": {"Status": "starting"}},
+    }
+    assert check_container(REQUEST, inspected) == ("", 42)
+    tcp = msgspec.structs.replace(REQUEST, require_token=True)
+    assert check_container(tcp, inspected) == ("", 42)
+    stranger = msgspec.structs.replace(REQUEST, token="not-it")
+    assert "wrong sampler token" in check_container(stranger, inspected)[0]
 
 
 def test_path_decisions() -> None:
@@ -381,3 +420,49 @@ def test_reports_carry_restarts_and_lost_deadlines() -> None:
     assert [i.precision_errors for i in report.instances] == [5, 5]
     old = msgspec.json.decode(b'{"deployment": "d"}', type=type(report))
     assert (old.sampler_restarts, old.lost_deadlines) == (0, 0)  # files written before
+
+
+# -- stop after a dead supervisor: the shared sampler let go -----------------------------------
+
+
+async def _answering(path: str, status: Status, tg: anyio.abc.TaskGroup) -> None:
+    """A stand-in host sampler at `path` that answers every StatusQuery with `status`."""
+    listener = await anyio.create_unix_listener(path)
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        """One status query, one answer, hang up (as a status query is served)."""
+        reader = FrameReader()
+        async with stream:
+            while True:
+                bodies = reader.feed(await stream.receive())
+                if any(isinstance(decode_command(body), StatusQuery) for body in bodies):
+                    await stream.send(encode_frame(status))
+                    return
+
+    async def run() -> None:
+        async with listener:
+            await listener.serve(serve)
+
+    tg.start_soon(run)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("attached", "released"),
+    [({}, True), ({"dep-a": 0}, True), ({"dep-b": 3}, True), ({"dep-a": 2}, False)],
+)
+async def test_stop_checks_the_shared_sampler_holds_no_file_of_the_deployment(
+    tmp_path: Path, attached: dict[str, int], released: bool
+) -> None:
+    path = str(tmp_path / "sampler.sock")
+    record = SamplingRecord(interval_ms=1.0, profile="p", pid=7, address=f"unix://{path}")
+    # Nothing listening (it idled out, or died): nothing is held.
+    assert await sampler_released("dep-a", record, bound_s=0.2) is True
+    status = Status(pid=7, priority="normal", deployments=len(attached), files=0, attached=attached)
+    async with anyio.create_task_group() as tg:
+        await _answering(path, status, tg)
+        with anyio.fail_after(10):
+            assert await sampler_released("dep-a", record, bound_s=0.3) is released
+        tg.cancel_scope.cancel()
+    # No address recorded (a state file of before the host sampler): nothing to check.
+    assert await sampler_released("dep-a", SamplingRecord(interval_ms=1.0, profile="p")) is True
