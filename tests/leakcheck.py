@@ -25,6 +25,8 @@ import fcntl
 import json
 import os
 import re
+import select
+import signal
 import sys
 from pathlib import Path
 
@@ -57,6 +59,29 @@ def live_sampler_pid(address: str) -> int | None:
     except OSError:
         return None
     return None
+
+
+def stop_sampler_at(address: str, bound_s: float = 15.0) -> int | None:
+    """Stop the host sampler at a unix `address` by its pid (SIGTERM, then
+    SIGKILL past `bound_s`) and wait for its exit; its pid, None if none ran."""
+    pid = live_sampler_pid(address)
+    if pid is None:
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)  # not our child: wait on its pidfd
+    except ProcessLookupError:
+        return pid
+    try:
+        os.kill(pid, signal.SIGTERM)
+        ready, _, _ = select.select([pidfd], [], [], bound_s)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            select.select([pidfd], [], [], bound_s)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+    return pid
 
 
 def _someone_elses(owner: str | None, run: str) -> bool:

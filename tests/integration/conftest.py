@@ -5,9 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-import select
 import shutil
-import signal
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from faaslab._backend import Backend, deployment_filter, open_engine
-from leakcheck import live_sampler_pid, run_sampler_address
+from leakcheck import run_sampler_address, stop_sampler_at
 
 #: One id per test run: every deployment a test makes is named under it.
 RUN_ID = os.environ.get("FAASLAB_TEST_RUN") or secrets.token_hex(3)
@@ -27,8 +25,6 @@ os.environ.setdefault("FAASLAB_SAMPLER_ADDRESS", run_sampler_address(RUN_ID))
 #: one (the default, 30 s, is for people who start deployments by hand).
 os.environ.setdefault("FAASLAB_SAMPLER_IDLE_S", "5")
 _counter = itertools.count()
-#: How long the run's host sampler may take to exit on SIGTERM.
-SAMPLER_EXIT_BOUND_S = 15.0
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -38,31 +34,9 @@ def run_sampler() -> Iterator[None]:
     yield
     if not address.startswith("unix://"):
         return
-    pid = live_sampler_pid(address)
-    if pid is not None:
-        _terminate(pid)
+    stop_sampler_at(address)
     if address == run_sampler_address(RUN_ID):  # our directory, not a caller's
         shutil.rmtree(Path(address.removeprefix("unix://")).parent, ignore_errors=True)
-
-
-def _terminate(pid: int) -> None:
-    """SIGTERM a process that is not our child and wait (bounded) for its exit."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-        ready, _, _ = select.select([pidfd], [], [], SAMPLER_EXIT_BOUND_S)
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-            select.select([pidfd], [], [], SAMPLER_EXIT_BOUND_S)
-    except ProcessLookupError:
-        pass
-    finally:
-        os.close(pidfd)
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from faaslab._sampling import (
     token_digest,
 )
 from faaslab._spec import DeploymentSpec, FunctionSpec, StorageSpec
+from leakcheck import stop_sampler_at
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -64,36 +65,10 @@ def address(monkeypatch: pytest.MonkeyPatch) -> Iterator[SamplerAddress]:
     address = parse_address(f"unix://{directory}/sampler.sock")
     monkeypatch.setenv("FAASLAB_SAMPLER_ADDRESS", str(address))
     yield address
-    pid_file = address.beside(".pid")
-    text = pid_file.read_text().strip() if pid_file.exists() else ""
-    if text and _locked(pid_file):  # a sampler this test started still runs
-        _stop(int(text))
+    stop_sampler_at(str(address), bound_s=10)  # a sampler this test started still runs
     for path in Path(directory).iterdir():
         path.unlink()
     os.rmdir(directory)
-
-
-def _locked(pid_file: Path) -> bool:
-    import fcntl
-
-    with open(pid_file) as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-    return False
-
-
-def _stop(pid: int) -> None:
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    os.kill(pid, signal.SIGTERM)
-    import select
-
-    select.select([pidfd], [], [], 10)
-    os.close(pidfd)
 
 
 async def wait_exit(pid: int, timeout: float = 15) -> None:
