@@ -2,6 +2,8 @@
 
     python benchmarks/bench_sampling.py [--duration 10] [--counts 1,8,32]
         [--intervals 1,0.5] [--load] [--sebs-max 4] [--sebs-duration 5]
+    python benchmarks/bench_sampling.py --side-by-side [--duration 10] [--rounds 2]
+        [--per-deployment 8] [--interval 1] [--holder-mb 64]
 
 Needs root on a host with cgroup memory accounting: it creates N real memory
 cgroups (below its own memory cgroup on v1, at the v2 root otherwise), each
@@ -28,6 +30,19 @@ Three methods, measured in the same run:
 from the start) is met when a sample is read within one interval after it.
 Targets: >= 99.9 % met at 1 ms for 32 files; >= 100x less CPU per sample
 than SeBS; within 5x of the pread floor.
+
+``--side-by-side``: two deployments' worth of files (2 x 8 containers of
+the runtime image, each holding 64 MB, labeled as two deployments) sampled at
+1 ms, alternately (``--rounds`` times each, same run) by
+
+- shared: one host sampler (a private one for the benchmark, on its own
+  socket) serving two HostSampler clients, one per deployment, and
+- separate: two private SamplingProcess workers, one per deployment (as
+  each deployment had its own sampling process before the host sampler).
+
+It reports, per setup, the deadlines missed (the worse of the two
+deployments, and both together) and the sampling processes' CPU per sample
+(plus the clients', this process). Target: shared at least as good on both.
 """
 
 from __future__ import annotations
@@ -41,15 +56,25 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
 
 from _common import quiet_logs
 from faaslab._aggregate import MemoryAggregate
-from faaslab._sampling import SamplingProcess, find_memory_files
+from faaslab._backend import Backend, Label, open_engine
+from faaslab._sampling import (
+    HostSampler,
+    SamplingClient,
+    SamplingProcess,
+    find_memory_files,
+    parse_address,
+    stop_host_sampler,
+    token_digest,
+)
 
 HOLDER = """
 import sys
@@ -309,6 +334,262 @@ def run_floor(paths: list[str], reads: int = 200_000) -> float:
     return 1000 * cpu / (rounds * len(fds))
 
 
+# -- side by side: one host sampler against two separate samplers ----------------------
+
+# In a container: hold `nbytes` (every page touched) until killed.
+CONTAINER_HOLDER = (
+    "import time\n"
+    "block = bytearray({nbytes})\n"
+    "block[::4096] = b'\\x01' * len(range(0, {nbytes}, 4096))\n"
+    "time.sleep(3600)\n"
+)
+TOKEN = "bench-token"
+
+
+class Setup(msgspec.Struct):
+    setup: str  # "shared" or "separate"
+    round: int
+    processes: int
+    priority: str
+    deadlines: int
+    missed: int
+    #: Of those, deadlines skipped because the sampler woke over an interval late.
+    skipped: int
+    missed_pct: float
+    worst_deployment_missed_pct: float
+    lateness_p99_us: float
+    lateness_max_us: float
+    samples: int
+    sampler_cpu_us_per_sample: float
+    client_cpu_us_per_sample: float
+
+
+@contextlib.asynccontextmanager
+async def labeled_holders(
+    engine: Backend, deployments: list[str], per_deployment: int, nbytes: int
+) -> AsyncIterator[dict[str, list[tuple[str, str]]]]:
+    """Containers holding `nbytes` each, labeled as `deployments`: (id, usage file)."""
+    made: list[str] = []
+    found: dict[str, list[tuple[str, str]]] = {d: [] for d in deployments}
+    try:
+        for deployment in deployments:
+            for index in range(per_deployment):
+                config = {
+                    "Image": "faaslab/python:3.11",
+                    "Entrypoint": ["python3", "-c", CONTAINER_HOLDER.format(nbytes=nbytes)],
+                    "Labels": {
+                        Label.DEPLOYMENT: deployment,
+                        Label.SAMPLER_TOKEN: token_digest(TOKEN),
+                        Label.ROLE: "probe",
+                    },
+                    "HostConfig": {"NetworkMode": "none", "Memory": nbytes + 256 * 1024 * 1024},
+                }
+                cid = await engine.create_container(config, name=f"faaslab-{deployment}-{index}")
+                made.append(cid)
+                await engine.start_container(cid)
+                data = await engine.inspect_container(cid)
+                assert data is not None
+                files = find_memory_files(data["State"]["Pid"], container_id=cid)
+                found[deployment].append((cid, files.usage))
+        # Every holder has touched its pages before anything is measured.
+        for deployment in deployments:
+            for _, usage in found[deployment]:
+                with anyio.fail_after(60):
+                    while int(Path(usage).read_text()) < nbytes:  # noqa: ASYNC110
+                        await anyio.sleep(0.1)
+        yield found
+    finally:
+        with anyio.CancelScope(shield=True):
+            for cid in made:
+                await engine.remove_container(cid)
+
+
+def process_cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+async def measure_clients(
+    setup: str,
+    round_: int,
+    clients: list[tuple[SamplingClient, list[tuple[str, str]]]],
+    interval_ms: float,
+    duration: float,
+    sampler_pids: list[int],
+) -> Setup:
+    aggregates = [[MemoryAggregate() for _ in files] for _, files in clients]
+    subscriptions = []
+    for (client, files), row in zip(clients, aggregates, strict=True):
+        for (cid, usage), aggregate in zip(files, row, strict=True):
+            subscriptions.append((await client.register(cid, usage, interval_ms), aggregate))
+    cpu0, client0 = process_cpu(sampler_pids), time.process_time()
+
+    async def consume(subscription: Any, aggregate: MemoryAggregate) -> None:
+        async for batch in subscription:
+            aggregate.add(batch)
+
+    async with anyio.create_task_group() as consumers:
+        for subscription, aggregate in subscriptions:
+            consumers.start_soon(consume, subscription, aggregate)
+        await anyio.sleep(duration)  # the measured window, not a synchronisation
+        cpu = process_cpu(sampler_pids) - cpu0
+        for client, files in clients:
+            for cid, _ in files:
+                await client.unregister(cid)
+    client_cpu = time.process_time() - client0
+    per_deployment = []
+    for row in aggregates:
+        deadlines = sum(a.count + a.skipped + a.lost for a in row)
+        per_deployment.append((deadlines, sum(a.late for a in row), sum(a.count for a in row)))
+    deadlines = sum(d for d, _, _ in per_deployment)
+    missed = sum(m for _, m, _ in per_deployment)
+    samples = sum(n for _, _, n in per_deployment)
+    priority = clients[0][0].priority or "?"
+    lateness = _lateness_of([a for row in aggregates for a in row])
+    return Setup(
+        setup=setup,
+        round=round_,
+        processes=len(sampler_pids),
+        priority=priority,
+        deadlines=deadlines,
+        missed=missed,
+        skipped=sum(a.skipped + a.lost for row in aggregates for a in row),
+        missed_pct=100 * missed / deadlines,
+        worst_deployment_missed_pct=max(100 * m / d for d, m, _ in per_deployment),
+        lateness_p99_us=(lateness.lateness_percentile(99) or 0) / 1e3,
+        lateness_max_us=(lateness.lateness_max or 0) / 1e3,
+        samples=samples,
+        sampler_cpu_us_per_sample=1e6 * cpu / samples,
+        client_cpu_us_per_sample=1e6 * client_cpu / samples,
+    )
+
+
+def _lateness_of(aggregates: list[MemoryAggregate]) -> MemoryAggregate:
+    """One aggregate holding the lateness of all (all this benchmark prints of it)."""
+    buckets: dict[int, int] = {}
+    for aggregate in aggregates:
+        for key, count in aggregate.snapshot().lateness_buckets:
+            buckets[key] = buckets.get(key, 0) + count
+    lows = [a.snapshot().lateness_min_ns for a in aggregates]
+    highs = [a.lateness_max for a in aggregates]
+    snapshot = msgspec.structs.replace(
+        aggregates[0].snapshot(),
+        lateness_buckets=tuple(sorted(buckets.items())),
+        lateness_min_ns=min((v for v in lows if v is not None), default=None),
+        lateness_max_ns=max((v for v in highs if v is not None), default=None),
+    )
+    return MemoryAggregate.from_snapshot(snapshot)
+
+
+async def run_shared(
+    round_: int, files: dict[str, list[tuple[str, str]]], address: str, interval: float,
+    duration: float,
+) -> Setup:  # fmt: skip
+    clients = [HostSampler(d, token=TOKEN, address=address) for d in files]
+    async with anyio.create_task_group() as tg:
+        for client in clients:
+            await tg.start(client.run)
+        pids = {client.pid for client in clients}
+        assert len(pids) == 1, pids  # one host sampler serves both
+        assert None not in pids
+        result = await measure_clients(
+            "shared", round_, list(zip(clients, files.values(), strict=True)), interval,
+            duration, [p for p in pids if p is not None],
+        )  # fmt: skip
+        tg.cancel_scope.cancel()
+    return result
+
+
+async def run_separate(
+    round_: int, files: dict[str, list[tuple[str, str]]], interval: float, duration: float
+) -> Setup:
+    clients = [SamplingProcess() for _ in files]
+    async with anyio.create_task_group() as tg:
+        for client in clients:
+            await tg.start(client.run)
+        pids = [client.pid for client in clients if client.pid is not None]
+        result = await measure_clients(
+            "separate", round_, list(zip(clients, files.values(), strict=True)), interval,
+            duration, pids,
+        )  # fmt: skip
+        tg.cancel_scope.cancel()
+    return result
+
+
+async def side_by_side(args: argparse.Namespace) -> list[Setup]:
+    run = uuid.uuid4().hex[:6]
+    deployments = [f"bench-{run}-a", f"bench-{run}-b"]
+    scratch = tempfile.mkdtemp(prefix="fl-bench-", dir="/tmp")
+    address = f"unix://{scratch}/sampler.sock"
+    results: list[Setup] = []
+    try:
+        async with (
+            open_engine() as engine,
+            labeled_holders(
+                engine, deployments, args.per_deployment, int(args.holder_mb * 1024 * 1024)
+            ) as files,
+        ):
+            for round_ in range(args.rounds):
+                # Alternate which goes first: load drifts on a shared machine.
+                order = ("shared", "separate") if round_ % 2 == 0 else ("separate", "shared")
+                for setup in order:
+                    if setup == "shared":
+                        result = await run_shared(
+                            round_, files, address, args.interval, args.duration
+                        )
+                    else:
+                        result = await run_separate(round_, files, args.interval, args.duration)
+                    results.append(result)
+                    print(
+                        f"round {round_} {setup:<8} ({result.processes} process(es), "
+                        f"{result.priority}): {result.missed} of {result.deadlines} deadlines "
+                        f"missed ({result.missed_pct:.3f} %, worse deployment "
+                        f"{result.worst_deployment_missed_pct:.3f} %; {result.skipped} skipped; "
+                        f"lateness p99 {result.lateness_p99_us:.0f} us, max "
+                        f"{result.lateness_max_us:.0f} us), sampler CPU "
+                        f"{result.sampler_cpu_us_per_sample:.2f} us/sample, clients "
+                        f"{result.client_cpu_us_per_sample:.2f} us/sample",
+                        flush=True,
+                    )
+    finally:
+        await stop_host_sampler(parse_address(address), force=True)
+        for path in Path(scratch).iterdir():
+            path.unlink()
+        os.rmdir(scratch)
+    return results
+
+
+def report_side_by_side(results: list[Setup], args: argparse.Namespace) -> None:
+    def total(setup: str) -> tuple[float, float, float, float]:
+        rows = [r for r in results if r.setup == setup]
+        deadlines = sum(r.deadlines for r in rows)
+        samples = sum(r.samples for r in rows)
+        missed = 100 * sum(r.missed for r in rows) / deadlines
+        worst = max(r.worst_deployment_missed_pct for r in rows)
+        cpu = sum(r.sampler_cpu_us_per_sample * r.samples for r in rows) / samples
+        client = sum(r.client_cpu_us_per_sample * r.samples for r in rows) / samples
+        return missed, worst, cpu, client
+
+    n = args.per_deployment
+    print(f"\n2 x {n} files at {args.interval} ms, {args.rounds} round(s) of {args.duration:g} s")
+    print("setup      missed %   worst deployment %   sampler CPU us/sample   clients us/sample")
+    figures = {setup: total(setup) for setup in ("shared", "separate")}
+    for setup, (missed, worst, cpu, client) in figures.items():
+        print(f"{setup:<10} {missed:8.3f} {worst:20.3f} {cpu:23.2f} {client:19.2f}")
+    shared, separate = figures["shared"], figures["separate"]
+    missed_ratio = shared[0] / separate[0] if separate[0] else float("nan")
+    print(
+        f"ratios shared/separate: missed {missed_ratio:.2f}, "
+        f"sampler CPU per sample {shared[2] / separate[2]:.2f}"
+    )
+    print(
+        "target: shared at least as good on both: "
+        f"missed {'met' if shared[0] <= separate[0] else 'MISSED'}, "
+        f"CPU {'met' if shared[2] <= separate[2] else 'MISSED'}; "
+        f"< 0.1 % missed per deployment: {'met' if shared[1] < 0.1 else 'MISSED'} "
+        f"(worst {shared[1]:.3f} %)"
+    )
+
+
 # -- main --------------------------------------------------------------------------------
 
 
@@ -336,7 +617,23 @@ def main() -> None:
     parser.add_argument("--holder-mb", type=float, default=4.0)
     quiet_logs()
     parser.add_argument("--json", action="store_true", help="also print the raw figures")
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="only the case of 2 deployments: one host sampler vs two separate samplers",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="side by side: rounds of each")
+    parser.add_argument("--per-deployment", type=int, default=8, help="side by side: files each")
+    parser.add_argument("--interval", type=float, default=1.0, help="side by side: ms")
     args = parser.parse_args()
+    if args.side_by_side:
+        if args.holder_mb == 4.0:  # the default of the other cases: the issue's 64 MB here
+            args.holder_mb = 64.0
+        results = anyio.run(side_by_side, args)
+        report_side_by_side(results, args)
+        if args.json:
+            print(msgspec.json.format(msgspec.json.encode(results)).decode())
+        return
     counts = [int(c) for c in args.counts.split(",")]
     intervals = [float(i) for i in args.intervals.split(",")]
     rows: list[Row] = []

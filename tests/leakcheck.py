@@ -12,13 +12,21 @@ benchmark someone runs meanwhile on a shared engine): an owner
 (``faaslab.owner``) that still runs without this run's ``FAASLAB_TEST_RUN``
 in its environment is someone else's. Every process of this run has ended
 by the time of the comparison, so what this run left is always counted.
+
+The host sampler is a process, not an engine object: the tests' deployments
+share one of their own (:func:`run_sampler_address`, set by
+``tests/integration/conftest.py``), which the tests stop by its pid at the
+end. ``compare`` counts it as leaked when it still runs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import select
+import signal
 import sys
 from pathlib import Path
 
@@ -29,6 +37,51 @@ from faaslab._backend._docker import open_engine
 
 #: Deployment ids of test runs (``t<run>-<n>``, the conftest fixture's, here or elsewhere).
 OTHER_TEST_RUN = re.compile(r"^t[0-9a-z]+-\d")
+
+
+def run_sampler_address(run: str) -> str:
+    """The host sampler of test run `run`: private to it (so that killing it,
+    or the code it runs, touches no other run), short (107-byte socket paths)."""
+    return f"unix:///tmp/faaslab-sampler-{run}/sampler.sock"
+
+
+def live_sampler_pid(address: str) -> int | None:
+    """The pid of the host sampler at a unix `address`, when one runs (it
+    holds ``sampler.pid`` locked for its whole life)."""
+    pid_file = Path(address.removeprefix("unix://")).with_suffix(".pid")
+    try:
+        with open(pid_file) as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = file.read().strip()
+                return int(text) if text.isdigit() else None
+    except OSError:
+        return None
+    return None
+
+
+def stop_sampler_at(address: str, bound_s: float = 15.0) -> int | None:
+    """Stop the host sampler at a unix `address` by its pid (SIGTERM, then
+    SIGKILL past `bound_s`) and wait for its exit; its pid, None if none ran."""
+    pid = live_sampler_pid(address)
+    if pid is None:
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)  # not our child: wait on its pidfd
+    except ProcessLookupError:
+        return pid
+    try:
+        os.kill(pid, signal.SIGTERM)
+        ready, _, _ = select.select([pidfd], [], [], bound_s)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            select.select([pidfd], [], [], bound_s)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
+    return pid
 
 
 def _someone_elses(owner: str | None, run: str) -> bool:
@@ -98,6 +151,10 @@ def main(argv: list[str]) -> int:
     )
     for item in leaked:
         print(f"LEAKED: {item} (deployment {now[item][0]})", file=sys.stderr)
+    sampler = live_sampler_pid(run_sampler_address(run)) if run else None
+    if sampler is not None:
+        print(f"LEAKED: the run's host sampler, pid {sampler}, still runs", file=sys.stderr)
+        leaked.append(f"host sampler {sampler}")
     if leaked:
         print(f"leak check: {len(leaked)} faaslab object(s) left by this run", file=sys.stderr)
         return 1

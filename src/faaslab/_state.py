@@ -118,8 +118,13 @@ class SamplingRecord(msgspec.Struct, frozen=True, kw_only=True):
     interval_ms: float
     profile: str
     priority: str = ""
-    #: The sampling process (it ends with its supervisor: its stdin closes).
+    #: The host sampler's pid. Shared by every deployment, it outlives a killed
+    #: supervisor: the deployment's files end there when its connection closes.
     pid: int | None = None
+    #: Where that host sampler listens (``unix:///...`` or ``tcp://host:port``).
+    address: str = ""
+    #: How often the host sampler died under the deployment and was replaced.
+    restarts: int = 0
 
 
 class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):

@@ -5,19 +5,38 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import shutil
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from faaslab._backend import Backend, deployment_filter, open_engine
+from leakcheck import run_sampler_address, stop_sampler_at
 
 #: One id per test run: every deployment a test makes is named under it.
 RUN_ID = os.environ.get("FAASLAB_TEST_RUN") or secrets.token_hex(3)
+#: The run's deployments (and the supervisors `faaslab start` spawns, which
+#: inherit this) share one host sampler of the run's own, not the host's: a
+#: test that kills it touches no other run, and it runs this checkout's code.
+os.environ.setdefault("FAASLAB_SAMPLER_ADDRESS", run_sampler_address(RUN_ID))
+#: A host sampler started by the tests' deployments exits soon after the last
+#: one (the default, 30 s, is for people who start deployments by hand).
+os.environ.setdefault("FAASLAB_SAMPLER_IDLE_S", "5")
 _counter = itertools.count()
 
-pytestmark = pytest.mark.integration
+
+@pytest.fixture(scope="session", autouse=True)
+def run_sampler() -> Iterator[None]:
+    """Stop the run's host sampler, by its pid, once the run is over."""
+    address = os.environ["FAASLAB_SAMPLER_ADDRESS"]
+    yield
+    if not address.startswith("unix://"):
+        return
+    stop_sampler_at(address)
+    if address == run_sampler_address(RUN_ID):  # our directory, not a caller's
+        shutil.rmtree(Path(address.removeprefix("unix://")).parent, ignore_errors=True)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 from faaslab._backend import Label, deployment_filter, open_engine, owner_alive
+from faaslab._sampling import HostSampler, SamplerStatus, sampler_status
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +89,36 @@ def start(code: Path, deployment_id: str, *options: str) -> Path:
     return out
 
 
+def kill_with_the_sampler_watched(
+    supervisor: dict[str, object], deployment_id: str, sampler_pid: int
+) -> SamplerStatus:
+    """SIGKILL the supervisor while another client keeps the shared host
+    sampler busy (so that it cannot idle out meanwhile); its status once the
+    dead supervisor's deployment is no longer attached."""
+
+    async def kill_and_watch() -> SamplerStatus:
+        keeper_id = f"{deployment_id}-keeper"
+        async with anyio.create_task_group() as tg:
+            keeper = await tg.start(HostSampler(keeper_id).run)
+            assert keeper.pid == sampler_pid  # the very sampler the supervisor used
+            os.kill(int(str(supervisor["pid"])), signal.SIGKILL)
+            with anyio.fail_after(30):
+                while owner_alive(str(supervisor["owner"])):  # noqa: ASYNC110 (no event for it)
+                    await anyio.sleep(0.05)
+                while True:  # it pushes no events: poll its status, bounded
+                    status = await sampler_status()
+                    assert status is not None
+                    assert status.pid == sampler_pid, status
+                    if deployment_id not in status.attached:
+                        break
+                    await anyio.sleep(0.05)
+            assert status.attached.get(keeper_id) == 0  # the other client was not disturbed
+            tg.cancel_scope.cancel()
+        return status
+
+    return anyio.run(kill_and_watch)
+
+
 def sampled_for(state_path: Path, seconds: float) -> bool:
     """Whether every container's checkpointed samples span ``seconds``."""
     try:
@@ -111,20 +142,25 @@ def test_samples_survive_a_supervisor_killed_after_6_s_at_1_ms(
     out = start(code, deployment_id, "--deployments", "2", "--storage", "none")
     started.append(out)
     state = json.loads(out.read_text())
-    supervisor, worker = state["supervisor"], state["sampling"]["pid"]
-    assert worker is not None
+    supervisor, sampler = state["supervisor"], state["sampling"]["pid"]
+    assert sampler is not None
     wait_until(lambda: sampled_for(out, 6.0), 60, "6 s of samples checkpointed")
     checkpointed = {
         m["container_id"]: m["snapshot"]["count"]
         for m in json.loads(out.read_text())["checkpoint"]["measurements"]
     }
-    os.kill(supervisor["pid"], signal.SIGKILL)
-    wait_until(lambda: not owner_alive(supervisor["owner"]), 30, "the supervisor is gone")
-    wait_until(lambda: not pid_alive(worker), 30, "its sampling process ends with it")
+    # The host sampler is shared: it outlives the supervisor (a private
+    # sampling process used to end with it), and drops the dead supervisor's
+    # two files with its connection, while its containers still run.
+    after_kill = kill_with_the_sampler_watched(supervisor, deployment_id, sampler)
+    assert pid_alive(sampler)
+    assert deployment_id not in after_kill.attached
+    assert leftovers(deployment_id) != []  # the files ended with the client, not the containers
 
     stats = tmp_path / "memory_stats.json"
     stopped = faaslab("stop", str(out), str(stats))
     assert stopped.returncode == 0, stopped.stderr
+    assert "recovery.sampler_still_sampling" not in stopped.stderr
     memory = json.loads(stats.read_text())
     kept = {k: v["number of measurements"] for k, v in memory.items() if k != "precision_errors"}
     assert set(kept) == set(checkpointed)
@@ -141,7 +177,10 @@ def test_samples_survive_a_supervisor_killed_after_6_s_at_1_ms(
         assert instance["samples"] == kept[instance["container_id"]]
         # Died within a checkpoint interval of the last checkpoint: at most ~1 s at 1 ms.
         assert 0 <= instance["lost_samples_at_most"] <= 1500
+    assert report["sampler_restarts"] == 0
     assert leftovers(deployment_id) == []
+    after_stop = anyio.run(sampler_status)
+    assert after_stop is None or deployment_id not in after_stop.attached
 
 
 #: ``python -m faaslab`` with SIGINT at its default, so that Python turns it

@@ -35,6 +35,8 @@ class SampleBatchLike(Protocol):
     def late(self) -> int: ...
     @property
     def skipped(self) -> int: ...
+    @property
+    def lost(self) -> int: ...
 
 
 class MemoryAggregateSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,6 +55,9 @@ class MemoryAggregateSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     late: int = 0
     #: Deadlines skipped without a sample.
     skipped: int = 0
+    #: Deadlines lost while no sampling process served the instance (the host
+    #: sampler died and another took over); counted in ``late`` too.
+    lost: int = 0
     #: Monotonic ns of the first and last sample.
     first_ns: int | None = None
     last_ns: int | None = None
@@ -80,6 +85,7 @@ class MemoryAggregate:
         self.total = 0
         self.late = 0
         self.skipped = 0
+        self.lost = 0
         self.first_ns: int | None = None
         self.last_ns: int | None = None
         self._values = LogHistogram()
@@ -95,6 +101,7 @@ class MemoryAggregate:
             lateness=batch.lateness,
             late=batch.late,
             skipped=batch.skipped,
+            lost=batch.lost,
         )
 
     def update(
@@ -105,6 +112,7 @@ class MemoryAggregate:
         lateness: Sequence[int] = (),
         late: int = 0,
         skipped: int = 0,
+        lost: int = 0,
     ) -> None:
         """Add samples: bytes, and optionally their read times and lateness (ns)."""
         if values:
@@ -119,6 +127,7 @@ class MemoryAggregate:
             self._lateness.add_many(lateness)
         self.late += late
         self.skipped += skipped
+        self.lost += lost
 
     # -- figures -------------------------------------------------------------------
 
@@ -156,6 +165,7 @@ class MemoryAggregate:
             maximum=self._values.maximum,
             late=self.late,
             skipped=self.skipped,
+            lost=self.lost,
             first_ns=self.first_ns,
             last_ns=self.last_ns,
             lateness_max_ns=self._lateness.maximum,
@@ -177,6 +187,7 @@ class MemoryAggregate:
         aggregate.total = snapshot.total
         aggregate.late = snapshot.late
         aggregate.skipped = snapshot.skipped
+        aggregate.lost = snapshot.lost
         aggregate.first_ns = snapshot.first_ns
         aggregate.last_ns = snapshot.last_ns
         aggregate._values = LogHistogram.from_buckets(

@@ -16,7 +16,11 @@ samples in 0.4-0.7 s and +1 MB of RSS, where SeBS's text parsing takes ~9 s
 and +380 MB; see benchmarks/bench_profile_stop.py). MB figures are
 ``f"{round(bytes / 1e6, 6)} MB"``: a Python float like SeBS writes, rounded
 to the byte (6 decimals of a MB), e.g. "12.345678 MB" or "0.0 MB". SeBS
-writes "precision_errors" only when non-zero; we always write it.
+writes "precision_errors" only when non-zero; we always write it. Its
+meaning is kept: deadlines not met within one interval, for whatever reason
+— a late read, a deadline skipped because the sampler fell behind, or a
+deadline lost while the host sampler was down and being replaced (the typed
+report tells the three apart: ``skipped_deadlines``, ``lost_deadlines``).
 
 :class:`MemoryReport` is the richer typed result written beside it
 (``memory_report.json``), versioned for schema evolution. Both are built at
@@ -143,6 +147,9 @@ class InstanceMemory(msgspec.Struct, frozen=True, kw_only=True):
     precision_errors: int
     #: Of those, deadlines skipped without a sample.
     skipped_deadlines: int = 0
+    #: Of those, deadlines lost while the host sampler was down (it died and
+    #: the next use started another); no sample exists for them.
+    lost_deadlines: int = 0
     lateness_p50_us: float | None = None
     lateness_p99_us: float | None = None
     lateness_max_us: float | None = None
@@ -176,6 +183,11 @@ class MemoryReport(msgspec.Struct, frozen=True, kw_only=True):
     deployment: str = ""
     #: The sampling process's scheduling ("SCHED_FIFO 20", "nice -20", "normal").
     sampler_priority: str | None = None
+    #: How often the host sampler died under this deployment and was replaced.
+    sampler_restarts: int = 0
+    #: Deadlines lost while it was down, over every instance (the sum of the
+    #: instances' ``lost_deadlines``, which their ``precision_errors`` include).
+    lost_deadlines: int = 0
     #: Bound on the relative error of every percentile in this report.
     percentile_relative_error: float = RELATIVE_ERROR
     #: False when the supervisor died before stopping cleanly.
@@ -218,6 +230,7 @@ def instance_memory(
         samples=snapshot.count,
         precision_errors=snapshot.late,
         skipped_deadlines=snapshot.skipped,
+        lost_deadlines=snapshot.lost,
         lateness_p50_us=_us(snapshot.lateness_p50_ns),
         lateness_p99_us=_us(snapshot.lateness_p99_ns),
         lateness_max_us=_us(snapshot.lateness_max_ns),
@@ -272,12 +285,15 @@ def build_report(
     sampler_priority: str | None,
     incomplete_reason: str | None = None,
     lost: Mapping[str, int] | None = None,
+    sampler_restarts: int = 0,
 ) -> MemoryReport:
     """The typed report; ``lost`` gives, per container id, samples lost at most."""
     lost = lost or {}
     return MemoryReport(
         deployment=deployment_id,
         sampler_priority=sampler_priority,
+        sampler_restarts=sampler_restarts,
+        lost_deadlines=sum(r.snapshot.lost for r in records),
         complete=incomplete_reason is None,
         incomplete_reason=incomplete_reason,
         incomplete_time=incomplete_now() if incomplete_reason else None,
@@ -314,6 +330,7 @@ def write_reports(
     sampler_priority: str | None,
     incomplete_reason: str | None = None,
     lost: Mapping[str, int] | None = None,
+    sampler_restarts: int = 0,
 ) -> MemoryReport:
     """Write both files; return the typed report."""
     report = build_report(
@@ -322,6 +339,7 @@ def write_reports(
         sampler_priority=sampler_priority,
         incomplete_reason=incomplete_reason,
         lost=lost,
+        sampler_restarts=sampler_restarts,
     )
     precision_errors = sum(r.snapshot.late for r in records)
     reader = ProfileReader(profile_path)

@@ -24,6 +24,9 @@ class Label:
     OWNER: Final = "faaslab.owner"
     #: The deployment file, when there is one.
     STATE: Final = "faaslab.state"
+    #: SHA-256 (hex) of the deployment's sampler token: the host sampler
+    #: samples a container only for a client that presents the token.
+    SAMPLER_TOKEN: Final = "faaslab.sampler-token"
 
 
 def deployment_filter(deployment_id: str | None = None) -> str:

@@ -11,8 +11,9 @@ import anyio
 from .._backend import Backend, Label, engine_endpoint, open_engine, run_to_exit
 from .._errors import FaaslabError
 from .._runtime import NODE_RUNTIME_IMAGE, RUNTIME_IMAGE
-from .._sampling import find_memory_files
+from .._sampling import default_address, find_memory_files, sampler_status
 from ._images import image_statuses
+from ._sampler import describe_status
 
 __all__ = ("Check", "run_checks")
 
@@ -72,6 +73,17 @@ async def run_checks(*, base: str | None = None) -> AsyncIterator[Check]:
                     )
     except FaaslabError as exc:
         yield Check("engine", False, str(exc))
+    yield await _sampler_check()
+
+
+async def _sampler_check() -> Check:
+    """The host sampler: how it runs, if it does (it is started on first use)."""
+    try:
+        address = default_address()
+        status = await sampler_status(address)
+    except (FaaslabError, OSError, TimeoutError) as exc:
+        return Check("sampler", False, f"{exc or type(exc).__name__}")
+    return Check("sampler", True, describe_status(status, str(address)))
 
 
 #: Loads what the Node.js image provides every function, and says which Node it is.

@@ -2,8 +2,9 @@
 
 Each command group registers its commands (``register(commands)``) from its
 own module: ``_deployments`` (start, up, invoke, status, stop), ``_system``
-(engine, images, doctor, ps, gc), ``_experiments`` (run, report), ``_sebs``
-(SeBS's local, benchmark and experiment groups), ``_demo``.
+(engine, images, doctor, ps, gc), ``_sampler`` (sampler status, stop,
+serve), ``_experiments`` (run, report), ``_sebs`` (SeBS's local, benchmark
+and experiment groups), ``_demo``.
 Exit codes: 0 ok, 1 a failure, 2 bad usage or input. A
 :class:`FaaslabError` becomes one line on stderr; ``--debug`` shows the
 traceback too.
@@ -20,14 +21,14 @@ from collections.abc import Callable, Sequence
 
 from .._errors import FaaslabError
 from .._logging import configure_logging
-from . import _demo, _deployments, _experiments, _sebs, _system
+from . import _demo, _deployments, _experiments, _sampler, _sebs, _system
 
 __all__ = ("main",)
 
 Handler = Callable[[argparse.Namespace], int]
 
 #: The command groups, in the order `faaslab --help` lists them.
-GROUPS = (_system, _deployments, _experiments, _sebs, _demo)
+GROUPS = (_system, _sampler, _deployments, _experiments, _sebs, _demo)
 
 
 def _parser() -> argparse.ArgumentParser:

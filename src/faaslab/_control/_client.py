@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import msgspec
@@ -25,6 +22,7 @@ from anyio.abc import SocketStream
 
 from .._errors import FaaslabError
 from .._spec import DeploymentSpec
+from .._util import read_line
 from ._protocol import ReadyMessage, Reply, Request, decode_ready, decode_reply, encode
 
 __all__ = ("ControlClient", "connect", "spawn_supervisor")
@@ -93,11 +91,13 @@ def spawn_supervisor(spec: DeploymentSpec, state_path: Path, *, timeout: float) 
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
         try:
-            line = _read_line(pipe, timeout)
+            line = read_line(pipe.fileno(), timeout)
+        except TimeoutError:
+            raise FaaslabError(f"the supervisor did not report within {timeout:g} s") from None
         except KeyboardInterrupt:
             # Ctrl-C reaches only us (the supervisor has a session of its own):
             # pass it on, and wait until its start is undone.
-            _interrupt(process, pipe)
+            _interrupt(process, pipe.fileno())
             raise _Interrupted() from None
     if not line:
         process.poll()
@@ -130,30 +130,14 @@ class _Interrupted(FaaslabError):
         super().__init__("interrupted: the deployment was stopped while starting (nothing left)")
 
 
-def _interrupt(process: subprocess.Popen[bytes], pipe: Any) -> None:
+def _interrupt(process: subprocess.Popen[bytes], pipe_fd: int) -> None:
     """SIGTERM the starting supervisor, then wait (bounded) for its report and its exit."""
     process.send_signal(signal.SIGTERM)
-    with contextlib.suppress(FaaslabError, KeyboardInterrupt):
-        _read_line(pipe, INTERRUPT_BOUND_S)  # its "interrupted" report, or the pipe closing
+    with contextlib.suppress(TimeoutError, KeyboardInterrupt):
+        read_line(pipe_fd, INTERRUPT_BOUND_S)  # its "interrupted" report, or the pipe closing
     try:
         process.wait(timeout=INTERRUPT_BOUND_S)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
 
-
-def _read_line(pipe: Any, timeout: float) -> bytes:
-    deadline = time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise FaaslabError(f"the supervisor did not report within {timeout:g} s")
-        ready, _, _ = select.select([pipe], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(pipe.fileno(), 65536)
-        if not chunk:
-            return data
-        data += chunk
-    return data.split(b"\n", 1)[0]

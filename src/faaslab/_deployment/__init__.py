@@ -20,7 +20,7 @@
 - ``_outage`` — riding out the engine's loss: one watch, restore, the bound.
 - ``_prepare`` — packages and requirements of every function, before any container.
 - ``_recovery`` — deployments whose supervisor died (or that ended on their
-  own): find, stop, report.
+  own): find, stop, report; check that the shared host sampler dropped them.
 """
 
 from ._accounting import PoolAccounting, PoolStatistics

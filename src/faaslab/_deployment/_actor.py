@@ -73,7 +73,7 @@ from .._messages import (
     InstanceStopping,
     SamplerLagging,
 )
-from .._sampling import Sampler, SamplingProcess, container_pid
+from .._sampling import HostSampler, Sampler, SamplingClient, container_pid
 from .._sebs import SebsBenchmark
 from .._spec import DeploymentSpec, FunctionSpec
 from .._state import (
@@ -140,6 +140,8 @@ class DeploymentParts:
     spread: Mapping[str, list[str]] = field(default_factory=dict)
     #: The engine's own node (multi-node backends): its containers' stats are in reach.
     engine_node: str = ""
+    #: Presented to the host sampler; its SHA-256 is on the containers' labels.
+    sampler_token: str = ""
 
 
 @asynccontextmanager
@@ -228,14 +230,18 @@ class Deployment:
         #: Set when the deployment ended on its own (``ended_reason`` says why).
         self.ended = anyio.Event()
         self.ended_reason: str | None = None
-        # Memory sampling: one process for the deployment, one measurement per container.
+        # Memory sampling: the host's one sampling process, one measurement per container.
         self.profile_path = parts.workdir / "memory.profile"
         self._profile = ProfileWriter(self.profile_path) if spec.sampling else None
         self._nodes = parts.node_samplers if spec.sampling else None
         self._spread = parts.spread
         self._engine_node = parts.engine_node
-        # One local sampling process, unless the nodes sample (Swarm).
-        self._sampler = SamplingProcess() if spec.sampling and self._nodes is None else None
+        # The host sampler, unless the nodes sample (Swarm).
+        self._sampler: HostSampler | None = None
+        if spec.sampling and self._nodes is None:
+            self._sampler = HostSampler(
+                deployment_id, token=parts.sampler_token, engine=parts.engine.endpoint
+            )
         self._sampler_scope = anyio.CancelScope()
         self._sampler_done = anyio.Event()
         self._measurements: list[Sampler] = []
@@ -714,7 +720,7 @@ class Deployment:
         self._measurements.append(measurement)
         instance.attach_memory(measurement)
 
-    def _sampling_of(self, measurement: Sampler) -> SamplingProcess | None:
+    def _sampling_of(self, measurement: Sampler) -> SamplingClient | None:
         """The sampling process that samples ``measurement`` (its node's, on Swarm)."""
         if self._nodes is not None:
             return self._nodes.for_node(measurement.node)[0]
@@ -737,7 +743,7 @@ class Deployment:
             )
         )
 
-    async def _run_sampler(self, *, task_status: TaskStatus[SamplingProcess]) -> None:
+    async def _run_sampler(self, *, task_status: TaskStatus[SamplingClient]) -> None:
         assert self._sampler is not None
         try:
             with self._sampler_scope:
@@ -832,6 +838,7 @@ class Deployment:
                     [m.record() for m in self._measurements],
                     sampler_priority=priority,
                     incomplete_reason=ended_reason,
+                    sampler_restarts=self._sampler.restarts if self._sampler else 0,
                 )
             )
         elif self._profile is not None:
@@ -840,6 +847,7 @@ class Deployment:
                 [m.record() for m in self._measurements],
                 sampler_priority=priority,
                 incomplete_reason=ended_reason,
+                sampler_restarts=self._sampler.restarts if self._sampler else 0,
             )
         self._stopped = _StopResult(report, time.time(), str(path) if path else None)
         self._save()
@@ -915,6 +923,8 @@ class Deployment:
                 profile=str(self.profile_path),
                 priority=self._sampler_priority or "",
                 pid=self._sampler.pid if self._sampler is not None else None,
+                address=str(self._sampler.address) if self._sampler is not None else "",
+                restarts=self._sampler.restarts if self._sampler is not None else 0,
             )
         stopped = self._stopped
         status: Status = "stopping" if self._stopping else "running"

@@ -35,6 +35,7 @@ from .._backend import (
 )
 from .._errors import FaaslabError
 from .._function import TimingConnector
+from .._sampling import token_digest
 from .._sebs import SebsBenchmark, deployment_tables, generate_inputs
 from .._spec import DeploymentSpec
 from .._state import SupervisorRecord, check_writable
@@ -156,7 +157,13 @@ async def open_deployment(
     """
     deployment_id = spec.deployment_id or secrets.token_hex(4)
     path = Path(os.path.abspath(state_path)) if state_path is not None else None
-    labels = {Label.DEPLOYMENT: deployment_id, Label.OWNER: owner_token()}
+    # The host sampler samples our containers only for whoever presents this.
+    sampler_token = secrets.token_hex(32)
+    labels = {
+        Label.DEPLOYMENT: deployment_id,
+        Label.OWNER: owner_token(),
+        Label.SAMPLER_TOKEN: token_digest(sampler_token),
+    }
     if path is not None:
         labels[Label.STATE] = str(path)
     if path is not None:
@@ -232,6 +239,7 @@ async def open_deployment(
                             node_samplers=nodes,
                             spread=instance_nodes(swarm, spec) if swarm else {},
                             engine_node=swarm.node_id if swarm else "",
+                            sampler_token=sampler_token,
                         )
                         async with run_deployment(parts) as deployment:
                             yield deployment

@@ -9,6 +9,11 @@ file; services first, so Swarm starts nothing new, secrets last, once no task
 uses them) and writes the memory statistics from the last checkpoint
 completed by the profile file (``_aggregate.salvage``), marked incomplete
 with why and how much is lost.
+
+The host sampler is shared and outlives a killed supervisor; it drops the
+deployment's files the moment the supervisor's connection closes (the kernel
+closes it with the process). ``stop`` checks (bounded) that it holds none of
+them any more, and says so when it does.
 """
 
 from __future__ import annotations
@@ -22,13 +27,27 @@ from typing import Any
 
 import anyio
 import msgspec
+import structlog
 
 from .._aggregate import MeasurementRecord, MemoryReport, salvage, write_reports
 from .._backend import Backend, Label, deployment_filter, owner_alive
-from .._errors import EngineError
-from .._state import DeploymentState, write_state
+from .._errors import EngineError, FaaslabError
+from .._sampling import parse_address, sampler_status
+from .._state import DeploymentState, SamplingRecord, write_state
 
-__all__ = ("DeploymentOnEngine", "find_deployments", "remove_deployment", "stop_orphaned")
+__all__ = (
+    "DeploymentOnEngine",
+    "find_deployments",
+    "remove_deployment",
+    "sampler_released",
+    "stop_orphaned",
+)
+
+log = structlog.get_logger()
+
+#: How long the host sampler may take to drop a dead supervisor's files.
+SAMPLER_RELEASE_BOUND_S = 5.0
+_STATUS_POLL_S = 0.1
 
 
 class DeploymentOnEngine(msgspec.Struct, frozen=True):
@@ -157,6 +176,8 @@ async def stop_orphaned(
 ) -> MemoryReport | None:
     """Stop a deployment whose supervisor is gone (or that ended); write what it measured."""
     await remove_deployment(engine, state.id)
+    if state.sampling is not None:
+        await sampler_released(state.id, state.sampling)
     report = None
     checkpoint = state.checkpoint
     last_heard = checkpoint.at if checkpoint else state_path.stat().st_mtime
@@ -194,6 +215,7 @@ async def stop_orphaned(
             sampler_priority=state.sampling.priority or None,
             incomplete_reason=reason,
             lost=lost,
+            sampler_restarts=state.sampling.restarts,
         )
     write_state(
         state_path,
@@ -206,3 +228,40 @@ async def stop_orphaned(
     )
     return report
 
+
+
+async def sampler_released(
+    deployment_id: str, sampling: SamplingRecord, *, bound_s: float = SAMPLER_RELEASE_BOUND_S
+) -> bool:
+    """Whether the host sampler the deployment used holds none of its files any more.
+
+    Waits up to ``bound_s``: a dead supervisor's files are dropped with its
+    connection, and any file ends once its container is removed (the kernel
+    removes the cgroup). A sampler that is gone (or was never recorded) holds
+    nothing. Logs a warning when files remain.
+    """
+    if not sampling.address:
+        return True
+    try:
+        address = parse_address(sampling.address)
+    except FaaslabError:
+        return True  # not an address this faaslab can reach
+    files = 0
+    with anyio.move_on_after(bound_s):
+        while True:
+            try:
+                status = await sampler_status(address, timeout=bound_s)
+            except (FaaslabError, OSError, TimeoutError):
+                return True  # exiting or broken: it samples for nobody
+            files = status.attached.get(deployment_id, 0) if status is not None else 0
+            if files == 0:
+                return True
+            await anyio.sleep(_STATUS_POLL_S)  # it pushes no events: poll, bounded
+    log.warning(
+        "recovery.sampler_still_sampling",
+        deployment=deployment_id,
+        sampler=str(address),
+        files=files,
+        hint="`faaslab sampler status` shows it; its supervisor may still be alive",
+    )
+    return False

@@ -30,7 +30,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from .._backend import InstanceRequest, Label, NodeTask, SwarmEngine, service_spec, spread_node
 from .._errors import FaaslabError, SamplingError, SpecError
 from .._runtime import ensure_sampler_image
-from .._sampling import SAMPLER_PORT, SamplingProcess, remote_sampling
+from .._sampling import SAMPLER_PORT, SamplingClient, SamplingProcess, remote_sampling
 from .._spec import DeploymentSpec
 
 __all__ = ("NodeSamplers", "instance_nodes", "open_node_samplers")
@@ -97,7 +97,7 @@ class NodeSamplers:
                 self.missing[node] = f"its sampler did not answer: {exc}"
 
     async def _run(
-        self, node: str, sampler: SamplingProcess, *, task_status: TaskStatus[SamplingProcess]
+        self, node: str, sampler: SamplingProcess, *, task_status: TaskStatus[SamplingClient]
     ) -> None:
         try:
             await sampler.run(task_status=task_status)

@@ -1,72 +1,45 @@
-"""The asyncio (anyio) side of the sampling process.
+"""A private sampling process: one worker process (``_worker.py``) of one client.
 
-:class:`SamplingProcess` owns one worker process (``_worker.py``) and fans
-its batches out to one :class:`SampleSubscription` per registered file::
+:class:`SamplingProcess` starts the worker as its child and speaks to it over
+its stdin and stdout; the fan-out to subscriptions is the shared
+:class:`~._pump.SamplingClient`'s (see there for the usage and the
+backpressure)::
 
     proc = SamplingProcess()
-    await tg.start(proc.run)              # the deployment's task group
+    await tg.start(proc.run)              # the owner's task group
     sub = await proc.register("fn/0", files.usage, interval_ms=1.0)
-    async for batch in sub:               # SampleBatch, until the file goes away
-        aggregate.update(batch.values, times=batch.times, lateness=batch.lateness,
-                         late=batch.late)
-    sub.end                               # SamplingEnd(reason, samples, late, skipped)
 
-Backpressure, on purpose: every stream is bounded. A consumer that falls
-behind first fills its own subscription (``buffer_batches`` batches, about
-``buffer_batches * 50 ms`` of data); then the pump waits for it, which holds
-back every key. The worker does not notice at first: it keeps sampling into
-its own output buffer (non-blocking writes; up to 64 MiB, over a minute of
-32 files at 1 ms). Only beyond that does it block, and the deadlines it
-loses meanwhile are counted as late, so the damage shows in the figures.
-We prefer this to dropping (silent loss) or an unbounded buffer in the pump
-(memory growth inside the event loop). A consumer that leaves should say so:
-``await proc.unregister(key)`` (the worker stops reading the file) and
-``await sub.aclose()`` or simply dropping the subscription (its batches are
-then dropped and counted, never waited for).
+Deployments use the host sampler (:class:`~._host_client.HostSampler`, the
+same methods); this one samples any file, with no daemon and no access
+check, for tools and benchmarks.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import NoReturn
 
 import anyio
 import anyio.abc
 import msgspec
 import structlog
-from anyio.streams.memory import MemoryObjectSendStream
 
 from .._errors import SamplingError
+from ._launch import worker_environment
 from ._protocol import (
-    Batch,
-    Ended,
     FrameReader,
     Hello,
     HostCommand,
-    Refused,
-    Register,
-    Registered,
     Shutdown,
-    Unregister,
     WorkerEvent,
     decode_event,
     encode_frame,
-    unpack_int64,
 )
-from ._subscription import (
-    KeyStatistics,
-    SampleBatch,
-    SampleSubscription,
-    SamplingEnd,
-    SamplingStatistics,
-)
+from ._pump import SamplingClient
 
 __all__ = ("SamplingProcess",)
 
@@ -76,38 +49,7 @@ _STDERR_LINES = 40
 _READ_SIZE = 1024 * 1024
 
 
-class _KeyState:
-    """The pump's side of one key."""
-
-    __slots__ = (
-        "batches",
-        "dropped",
-        "ended",
-        "key",
-        "late",
-        "refusal",
-        "registered",
-        "samples",
-        "send",
-        "skipped",
-        "subscription",
-    )
-
-    def __init__(
-        self, subscription: SampleSubscription, send: MemoryObjectSendStream[SampleBatch]
-    ) -> None:
-        self.key = subscription.key
-        # Weak: a subscription its consumer dropped is collected, which closes
-        # its stream, so the pump drops its batches instead of waiting forever.
-        self.subscription = weakref.ref(subscription)
-        self.send = send
-        self.registered = anyio.Event()
-        self.refusal: str | None = None
-        self.ended = False
-        self.batches = self.samples = self.late = self.skipped = self.dropped = 0
-
-
-class SamplingProcess:
+class SamplingProcess(SamplingClient):
     """One sampling worker process and the pump that reads it.
 
     Start it in the owner's task group with ``await tg.start(proc.run)``; it
@@ -127,39 +69,22 @@ class SamplingProcess:
         env: Mapping[str, str] | None = None,
         connect: Callable[[], Awaitable[anyio.abc.Process]] | None = None,
     ) -> None:
-        self._buffer_batches = buffer_batches
+        super().__init__(buffer_batches=buffer_batches, register_timeout=register_timeout)
         self._hello_timeout = hello_timeout
-        self._register_timeout = register_timeout
         self._stop_timeout = stop_timeout
         self._command = list(command or [sys.executable, "-m", "faaslab._sampling._worker"])
-        self._env = dict(env) if env is not None else _worker_environment()
+        self._env = dict(env) if env is not None else worker_environment()
         #: How the worker is reached: a child process by default; ``_remote``
         #: gives a TCP connection to a node's sampler dressed as one.
         self._connect = connect
-        self._keys: dict[str, _KeyState] = {}
         self._frames = FrameReader()
         self._stdin_lock = anyio.Lock()
         self._stderr_tail: deque[str] = deque(maxlen=_STDERR_LINES)
         self._stderr_closed = anyio.Event()
         self._process: anyio.abc.Process | None = None
-        self._hello: Hello | None = None
-        self._started = False
-        self._stopping = False
-
-    # -- public --------------------------------------------------------------
-
-    @property
-    def priority(self) -> str | None:
-        """The scheduling the worker got ("SCHED_FIFO 20", "nice -20", "normal");
-        None before it said hello."""
-        return self._hello.priority if self._hello else None
-
-    @property
-    def pid(self) -> int | None:
-        return self._hello.pid if self._hello else None
 
     async def run(
-        self, *, task_status: anyio.abc.TaskStatus[SamplingProcess] = anyio.TASK_STATUS_IGNORED
+        self, *, task_status: anyio.abc.TaskStatus[SamplingClient] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Run the worker until cancelled; ``task_status.started(self)`` after its hello."""
         if self._started:
@@ -201,76 +126,6 @@ class SamplingProcess:
         if failure is not None:
             raise failure
 
-    async def register(self, key: str, path: str, interval_ms: float) -> SampleSubscription:
-        """Sample `path` every `interval_ms` ms (fractions allowed) under `key`."""
-        self._require_running()
-        interval_ns = round(interval_ms * 1_000_000)
-        if interval_ns <= 0:
-            raise SamplingError(f"sampling interval must be positive, got {interval_ms} ms")
-        previous = self._keys.get(key)
-        if previous is not None and not previous.ended:
-            raise SamplingError(f"{key!r} is already being sampled")
-        send, receive = anyio.create_memory_object_stream[SampleBatch](self._buffer_batches)
-        subscription = SampleSubscription(key, path, interval_ms, receive)
-        state = _KeyState(subscription, send)
-        if previous is not None:  # statistics of a reused key accumulate
-            state.batches, state.samples = previous.batches, previous.samples
-            state.late, state.skipped = previous.late, previous.skipped
-            state.dropped = previous.dropped
-        self._keys[key] = state
-        try:
-            await self._send_command(Register(key=key, path=path, interval_ns=interval_ns))
-            with anyio.move_on_after(self._register_timeout):
-                await state.registered.wait()
-        except BaseException:
-            # Cancelled (or the process failed) before the caller got the
-            # subscription: nobody else could ever close its streams.
-            state.ended = True
-            send.close()
-            receive.close()
-            raise
-        if state.refusal is not None or not state.registered.is_set():
-            state.ended = True
-            send.close()
-            receive.close()
-            if state.refusal is None:  # it may yet start: make sure it stops
-                with contextlib.suppress(SamplingError):
-                    await self._send_command(Unregister(key=key))
-            why = state.refusal or f"no answer within {self._register_timeout} s"
-            raise SamplingError(f"cannot sample {path} for {key!r}: {why}")
-        return subscription
-
-    async def unregister(self, key: str) -> None:
-        """Stop sampling `key`. Returns at once; the subscription delivers its
-        last batches and then ends with reason "unregistered". A no-op for a
-        key that has ended, or once the process is stopping or gone (its
-        subscriptions end anyway): safe in any teardown."""
-        state = self._keys.get(key)
-        if state is None or state.ended or self._stopping:
-            return
-        with contextlib.suppress(SamplingError):
-            await self._send_command(Unregister(key=key))
-
-    def statistics(self) -> SamplingStatistics:
-        keys = tuple(
-            KeyStatistics(
-                key=key,
-                batches=s.batches,
-                samples=s.samples,
-                late=s.late,
-                skipped=s.skipped,
-                dropped_batches=s.dropped,
-                ended=s.ended,
-            )
-            for key, s in self._keys.items()
-        )
-        return SamplingStatistics(
-            pid=self.pid,
-            priority=self.priority,
-            running=self._hello is not None and not self._stopping,
-            keys=keys,
-        )
-
     # -- the pump --------------------------------------------------------------
 
     async def _wait_hello(self, process: anyio.abc.Process) -> None:
@@ -309,69 +164,7 @@ class SamplingProcess:
         except (msgspec.DecodeError, ValueError) as exc:  # a bug, not bad luck
             raise SamplingError(f"corrupt frame from the sampling process: {exc}") from exc
 
-    async def _dispatch(self, event: WorkerEvent, *, blocking: bool) -> None:
-        match event:
-            case Batch(key=key):
-                state = self._keys.get(key)
-                if state is None or state.ended:
-                    return
-                batch = SampleBatch(
-                    key=key,
-                    times=unpack_int64(event.times),
-                    values=unpack_int64(event.values),
-                    lateness=unpack_int64(event.lateness),
-                    late=event.late,
-                    skipped=event.skipped,
-                )
-                state.batches += 1
-                state.samples += len(batch.times)
-                state.late += event.late
-                state.skipped += event.skipped
-                await self._deliver(state, batch, blocking=blocking)
-            case Registered(key=key, t0_ns=t0):
-                state = self._keys.get(key)
-                if state is not None:
-                    subscription = state.subscription()
-                    if subscription is not None:
-                        subscription.t0_ns = t0
-                    state.registered.set()
-            case Refused(key=key, error=error):
-                state = self._keys.get(key)
-                if state is not None:
-                    state.refusal = error
-                    state.registered.set()
-            case Ended(key=key):
-                state = self._keys.get(key)
-                if state is not None and not state.ended:
-                    end = SamplingEnd(key, event.reason, event.samples, event.late, event.skipped)
-                    self._finish(state, end)
-                    log.debug("sampler.key_ended", key=key, reason=event.reason)
-            case Hello():
-                log.warning("sampler.unexpected_hello")
-
-    async def _deliver(self, state: _KeyState, batch: SampleBatch, *, blocking: bool) -> None:
-        try:
-            if blocking:
-                await state.send.send(batch)
-            else:
-                state.send.send_nowait(batch)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.WouldBlock):
-            state.dropped += 1
-
-    def _finish(self, state: _KeyState, end: SamplingEnd) -> None:
-        state.ended = True
-        state.registered.set()  # a register() still waiting gives up
-        state.send.close()
-        subscription = state.subscription()
-        if subscription is not None:
-            subscription.end = end
-            subscription.drain_and_close()
-
     # -- commands, stderr, stopping ------------------------------------------------
-
-    def _require_running(self) -> None:
-        if self._hello is None or self._stopping:
-            raise SamplingError("the sampling process is not running")
 
     async def _send_command(self, command: HostCommand) -> None:
         process = self._process
@@ -433,19 +226,5 @@ class SamplingProcess:
             log.warning("sampler.killed", pid=process.pid, after_s=self._stop_timeout)
             process.kill()
             await process.wait()
-        reason = "sampling process died" if died else "sampling process stopped"
-        for state in self._keys.values():
-            if not state.ended:
-                end = SamplingEnd(state.key, reason, state.samples, state.late, state.skipped)
-                self._finish(state, end)
+        self._finish_all("sampling process died" if died else "sampling process stopped")
         log.info("sampler.stopped", pid=process.pid, returncode=process.returncode)
-
-
-def _worker_environment() -> dict[str, str]:
-    """Our environment, with this faaslab first on the worker's path (so that
-    a source checkout samples with the same code it runs)."""
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[2])
-    existing = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = package_root + (os.pathsep + existing if existing else "")
-    return env

@@ -2,7 +2,7 @@
 
 For each ready instance the deployment starts :meth:`Sampler.run`. It
 finds the container's cgroup memory file from its init pid, registers it with
-the deployment's sampling process, and folds every batch into a running
+the host sampler (the deployment's HostSampler), and folds every batch into a running
 aggregate and the raw profile file as it arrives. When the cgroup files are
 out of reach (remote engine, rootless, no /proc) it falls back to the Docker
 stats API at its real resolution (about a second) and says so.
@@ -36,8 +36,8 @@ from .._aggregate import (
 from .._backend import Backend
 from .._errors import EngineError, SamplingError
 from ._cgroup import MemoryFiles, find_memory_files
-from ._client import SamplingProcess
 from ._peak import PeakWatermark, reset_peak
+from ._pump import SamplingClient
 from ._remote import CONTAINER_PATH
 from ._subscription import SampleSubscription
 
@@ -110,7 +110,7 @@ class Sampler:
     async def run(
         self,
         engine: Backend,
-        sampler: SamplingProcess,
+        sampler: SamplingClient,
         pid: int,
         *,
         task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
@@ -150,7 +150,7 @@ class Sampler:
     async def run_on_node(
         self,
         engine: Backend,
-        sampler: SamplingProcess | None,
+        sampler: SamplingClient | None,
         *,
         node: str,
         local: bool,
@@ -235,7 +235,7 @@ class Sampler:
         self._arrived.set()
         self._arrived = anyio.Event()
 
-    async def finish(self, sampler: SamplingProcess | None) -> None:
+    async def finish(self, sampler: SamplingClient | None) -> None:
         """Read the kernel's peak while the cgroup exists, then end sampling."""
         self._read_watermark()
         self._stop_requested = True

@@ -29,10 +29,13 @@ class SampleBatch(msgspec.Struct, frozen=True):
     values: array[int]
     #: Read time minus its deadline, ns.
     lateness: array[int]
-    #: Deadlines of this stretch not met within one interval (late + skipped).
+    #: Deadlines of this stretch not met within one interval (late + skipped + lost).
     late: int
     #: Deadlines skipped without a sample because the worker fell behind.
     skipped: int
+    #: Deadlines lost while no sampling process served this key (the host
+    #: sampler died and another took over); counted in ``late`` too.
+    lost: int = 0
 
 
 class SamplingEnd(msgspec.Struct, frozen=True):
@@ -45,6 +48,8 @@ class SamplingEnd(msgspec.Struct, frozen=True):
     samples: int
     late: int
     skipped: int
+    #: Deadlines lost while no sampling process served the key.
+    lost: int = 0
 
 
 class KeyStatistics(msgspec.Struct, frozen=True):
@@ -56,10 +61,11 @@ class KeyStatistics(msgspec.Struct, frozen=True):
     #: Batches dropped because the subscriber had closed its end.
     dropped_batches: int
     ended: bool
+    lost: int = 0
 
 
 class SamplingStatistics(msgspec.Struct, frozen=True):
-    """An immutable snapshot of a SamplingProcess."""
+    """An immutable snapshot of a sampling client (SamplingProcess, HostSampler)."""
 
     pid: int | None
     priority: str | None
@@ -100,6 +106,10 @@ class SampleSubscription:
         try:
             return await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
+            # The end may have come while we waited: drain_and_close kept
+            # what was buffered then.
+            if self._leftover:
+                return self._leftover.popleft()
             self._receive.close()
             raise StopAsyncIteration from None
 

@@ -7,11 +7,20 @@
 - :func:`state_dir` (``_paths``) — faaslab's own directory on the host.
 - :func:`parse_file` (``_ast``) — ``ast.parse`` of a file, safe from
   concurrent threads.
+- :func:`read_line` (``_pipes``) — the ready line of a detached child.
 """
 
 from ._ast import parse_file
 from ._groups import first_error
 from ._int64 import pack_int64, unpack_int64
 from ._paths import state_dir
+from ._pipes import read_line
 
-__all__ = ("first_error", "pack_int64", "parse_file", "state_dir", "unpack_int64")
+__all__ = (
+    "first_error",
+    "pack_int64",
+    "parse_file",
+    "read_line",
+    "state_dir",
+    "unpack_int64",
+)
