@@ -152,6 +152,19 @@ class PrivateEngine:
             check=False,
         )
 
+    def python(
+        self, script: str, *args: str, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """``python -c SCRIPT ARGS`` in its namespace (where its published ports are)."""
+        return subprocess.run(
+            self._nsenter([sys.executable, "-c", script, *args]),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "DOCKER_HOST": self.host},
+            check=False,
+        )
+
     def objects(self, label: str) -> list[str]:
         """Containers, networks and volumes carrying ``label``."""
         found = []

@@ -19,7 +19,7 @@ import pytest
 from privateengine import PrivateEngine, open_private_engine, private_engine_available
 
 from faaslab._backend import owner_alive
-from faaslab._storage import storage_image
+from faaslab._storage import nosql_image, storage_image
 
 #: An engine restart takes a daemon shutdown and start on a loaded machine: more than the default.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -30,6 +30,26 @@ def handler(event):
 """
 #: The issue's bound: invocations work again within this of the engine answering.
 BACK_WITHIN_S = 90.0
+#: Through the deployment file's ``nosql`` entry: "write" makes a table and an
+#: item, then (either way) the item is printed as JSON (``null`` when absent).
+NOSQL_ITEM = """
+import json, sys
+import anyio
+from faaslab._storage._nosql_client import NoSQLClient, open_dynamodb
+
+entry = json.load(open(sys.argv[1]))["nosql"]
+keys = {"access_key": entry["access_key"], "secret_key": entry["secret_key"]}
+
+async def main():
+    async with open_dynamodb(entry["address"], **keys) as client:
+        db = NoSQLClient(client, endpoint=entry["address"], **keys)
+        if sys.argv[2] == "write":
+            await db.create_table("kept", "k")
+            await db.put("kept", {"k": "a", "v": 7})
+        print(json.dumps(await db.get("kept", {"k": "a"})))
+
+anyio.run(main)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +61,7 @@ def private_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Private
     token = secrets.token_hex(3)
     root = Path(f"/tmp/faaslab-privd-{token}")  # short: the socket's path is bounded
     with open_private_engine(
-        root, f"faaslab-privd-{token}", ["faaslab/python:3.11", storage_image()]
+        root, f"faaslab-privd-{token}", ["faaslab/python:3.11", storage_image(), nosql_image()]
     ) as engine:
         yield engine
 
@@ -86,12 +106,18 @@ def test_a_restart_is_ridden_out_on_the_same_ports(
     deployment_id: str,
 ) -> None:
     engine = private_engine
-    out = start_on(engine, make_function("fn", FUNCTION), deployment_id, "--deployments", "2")
+    out = start_on(
+        engine, make_function("fn", FUNCTION), deployment_id, "--deployments", "2", "--nosql"
+    )
     try:
         before = state_of(out)
         ports = sorted(f["port"] for f in before["functions"])
         storage_port = before["storage"]["mapped_port"]
+        nosql_port = before["nosql"]["mapped_port"]
         assert engine.faaslab("invoke", str(out), "fn", "--event", '{"n": 1}').returncode == 0
+        written = engine.python(NOSQL_ITEM, str(out), "write")
+        assert written.returncode == 0, written.stderr
+        assert json.loads(written.stdout) == {"k": "a", "v": 7}
 
         engine.stop(signal.SIGTERM)  # a restart: dockerd stops every container first
         wait_until(
@@ -116,6 +142,12 @@ def test_a_restart_is_ridden_out_on_the_same_ports(
         after = state_of(out)
         assert sorted(f["port"] for f in after["functions"]) == ports  # the same host ports
         assert after["storage"]["mapped_port"] == storage_port
+        # The NoSQL server came back on its port, its volume's tables and items kept.
+        assert after["nosql"]["mapped_port"] == nosql_port
+        assert after["nosql"]["instance_id"] != before["nosql"]["instance_id"]
+        kept = engine.python(NOSQL_ITEM, str(out), "read")
+        assert kept.returncode == 0, kept.stderr
+        assert json.loads(kept.stdout) == {"k": "a", "v": 7}
         status = engine.faaslab("status", str(out))
         assert "1 outage(s) ridden out" in status.stdout, status.stdout
         # What the restart left (the stopped containers) is gone already.
@@ -128,7 +160,7 @@ def test_a_restart_is_ridden_out_on_the_same_ports(
         assert stopped.returncode == 0, stopped.stderr
         memory = json.loads(stats.read_text())
         counts = [v["number of measurements"] for k, v in memory.items() if k != "precision_errors"]
-        assert len(counts) == 4  # two containers before the restart, two after
+        assert len(counts) == 4  # two function containers before the restart, two after
         assert all(n > 0 for n in counts)
         assert engine.objects(f"faaslab.deployment={deployment_id}") == []
     finally:
