@@ -68,6 +68,8 @@ def test_a_function_container_is_sandboxed_as_on_lambda(function: FunctionSpec) 
     assert "GET /alive" in health["Test"][3]
     assert health["Interval"] == 30 * 10**9
     assert health["StartPeriod"] == 30 * 10**9
+    # Probed every 0.5 s while starting: healthy as soon as it answers (Swarm waits for it).
+    assert health["StartInterval"] == 5 * 10**8
 
 
 def test_a_replacement_asks_for_its_predecessors_port(function: FunctionSpec) -> None:

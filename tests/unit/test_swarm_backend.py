@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
+import faaslab
 from faaslab import DeploymentSpec, FunctionSpec, SpecError
 from faaslab._backend import (
     InstanceRequest,
@@ -23,6 +25,7 @@ from faaslab._backend._placement import parse_constraint
 from faaslab._backend._service import tmpfs_bytes
 from faaslab._backend._tasks import exit_code, parse_task
 from faaslab._function import InstanceContext, instance_request
+from faaslab._runtime import _sampler_image
 from faaslab._sampling._node import resolve
 from faaslab._spec import SwarmSpec
 
@@ -141,6 +144,14 @@ def test_the_sandbox_carries_over(code: Path) -> None:
     # What a service cannot say on API 1.41 is named, not dropped silently.
     # (CPU shares: a service has only the NanoCPUs quota, which is there.)
     assert spec.gaps == ("HostConfig.CpuShares", "SecurityOpt no-new-privileges")
+    assert container["Healthcheck"]["StartInterval"] == 5 * 10**8
+    # An engine without StartInterval (API < 1.44) would hold the task in
+    # "starting" for a whole interval: the check is left out, and said so.
+    old = service_spec(
+        _request(code), image="sha256:abc", publish_host_mode=False, health_start_interval=False
+    )
+    assert "Healthcheck" not in old.body["TaskTemplate"]["ContainerSpec"]
+    assert "Healthcheck (no StartInterval before API 1.44)" in old.gaps
 
 
 def test_host_mode_publishing_and_placement(code: Path) -> None:
@@ -296,3 +307,22 @@ def test_the_node_sampler_resolves_container_paths(tmp_path: Path) -> None:
         directory / "memory.usage_in_bytes"
     )
     assert resolve("/some/file", tmp_path) == "/some/file"
+
+
+def test_the_sampler_image_carries_every_module_its_modules_import() -> None:
+    # The node sampler's image holds only some of faaslab: an import of a module
+    # left out would fail in every task of the sampler service, on every node.
+    carried = {*_sampler_image._MODULES, *_sampler_image._STUBS}
+    root = Path(faaslab.__file__).parent
+    for name in _sampler_image._MODULES:
+        tree = ast.parse((root / name).read_text())
+        package = Path(name).parent
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package
+                for _ in range(node.level - 1):
+                    base = base.parent
+                target = base / (node.module or "").replace(".", "/")
+                module = f"{target}.py".removeprefix("./")
+                init = f"{target}/__init__.py".removeprefix("./")
+                assert module in carried or init in carried, (name, node.module)

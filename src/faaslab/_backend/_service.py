@@ -6,7 +6,8 @@ The sandbox is written once, in the Engine API's create-container shape
 to ``Resources.Limits``, capabilities to ``CapabilityDrop``/``CapabilityAdd``
 (API 1.41+). What a service cannot say on this API (``no-new-privileges``
 before API 1.46, ``MemorySwap``, ``CpuShares``: a service has only the
-``NanoCPUs`` quota) is returned as a gap, so the backend can say
+``NanoCPUs`` quota, the health check before API 1.44: see
+:func:`service_spec`) is returned as a gap, so the backend can say
 so instead of silently running a weaker sandbox. Ports, networks and
 restarts are the backend's: every instance is one task (replicas 1, restart
 condition ``none``: faaslab's supervisor decides restarts), on the
@@ -106,8 +107,15 @@ def service_spec(
     replicas: int = 1,
     global_mode: bool = False,
     secrets: Sequence[Mapping[str, Any]] = (),
+    health_start_interval: bool = True,
 ) -> ServiceSpec:
-    """The service create body of one instance (one task), and the sandbox's gaps."""
+    """The service create body of one instance (one task), and the sandbox's gaps.
+
+    ``health_start_interval``: the engine knows the health check's
+    ``StartInterval`` (API 1.44+). Without it the check is left out (a gap):
+    Swarm holds a task in "starting" until its first passing probe, a whole
+    interval (30 s) after the start, and faaslab checks ``/alive`` itself.
+    """
     config = request.container
     host: Mapping[str, Any] = config.get("HostConfig") or {}
     gaps = [f"HostConfig.{key}" for key in host if key not in _KNOWN_HOST]
@@ -137,7 +145,10 @@ def service_spec(
         if config.get(ours):
             container[theirs] = config[ours]
     if config.get("Healthcheck"):
-        container["Healthcheck"] = config["Healthcheck"]
+        if health_start_interval:
+            container["Healthcheck"] = config["Healthcheck"]
+        else:
+            gaps.append("Healthcheck (no StartInterval before API 1.44)")
     if host.get("CapDrop"):
         container["CapabilityDrop"] = list(host["CapDrop"])
     if host.get("CapAdd"):

@@ -82,6 +82,15 @@ class SwarmEngine(DockerEngine):
         self._containers: dict[str, tuple[str, str]] = {}
         self._gaps_reported: set[str] = set()
 
+    @property
+    def api_version(self) -> tuple[int, int]:
+        """The Engine API version the client settled on (``ping`` settles it)."""
+        major, _, minor = str(self._client.api_version).lstrip("v").partition(".")
+        try:
+            return int(major), int(minor)
+        except ValueError:
+            return (1, 41)  # not settled yet: the oldest faaslab knows, the safe side
+
     # -- the swarm ---------------------------------------------------------------
 
     async def join(self) -> None:
@@ -242,7 +251,11 @@ class SwarmEngine(DockerEngine):
         on_volume = any(not str(bind).startswith("/") for bind in binds)
         constraints = [f"node.id=={self.node_id}"] if on_volume and not request.node else []
         spec = service_spec(
-            request, image=image, publish_host_mode=self.publish_host, constraints=constraints
+            request,
+            image=image,
+            publish_host_mode=self.publish_host,
+            constraints=constraints,
+            health_start_interval=self.api_version >= (1, 44),
         )
         self._report_gaps(spec.gaps)
         service_id = await self.create_service(spec.body)

@@ -5,8 +5,9 @@ A Swarm deployment samples memory on every node with a global service
 runtime image when there is no base, e.g. built with ``--base``) plus
 msgspec (installed by the host's pip for the image's platform, as the
 runtime's own packages are) and the few modules of faaslab the worker needs
-(``_sampling``'s worker, frames, cgroup discovery and node server, the error
-hierarchy, int64 packing). Stub ``__init__`` files keep the rest of faaslab
+(``_sampling``'s worker and its timed reads, deadline grids, frames, cgroup
+discovery and node server, the error hierarchy, int64 packing: a unit test
+checks that they import nothing else of faaslab). Stub ``__init__`` files keep the rest of faaslab
 (and its dependencies) out of the image. Built on the engine that needs it,
 only when its inputs changed.
 """
@@ -40,6 +41,8 @@ _MODULES = (
     "_errors.py",
     "_util/_int64.py",
     "_sampling/_protocol.py",
+    "_sampling/_grid.py",
+    "_sampling/_loop.py",
     "_sampling/_worker.py",
     "_sampling/_cgroup.py",
     "_sampling/_node.py",
