@@ -21,6 +21,7 @@ from pathlib import Path
 import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
+from stalls import host_stalls_during
 
 from faaslab._backend import Backend, Label
 from faaslab._deployment._open import open_deployment
@@ -190,9 +191,10 @@ async def test_two_deployments_of_eight_share_one_sampler_at_1_ms_for_10_s(
             dep.id: {r.container_id: r.snapshot for r in dep.memory_records()}
             for dep in deployments
         }
-        # The measured window itself, not a synchronisation; 0.2 s over 10 s
-        # because snapshots fall on batch boundaries (up to 50 ms apart).
-        await anyio.sleep(10.2)
+        # The probe runs for the measured window itself (not a synchronisation);
+        # 0.2 s over 10 s because snapshots fall on batch boundaries (up to 50
+        # ms apart).
+        probe_deadlines, probe_late = await host_stalls_during(10.2)
         for dep in deployments:
             windows[dep.id] = {
                 r.container_id: (
@@ -209,6 +211,8 @@ async def test_two_deployments_of_eight_share_one_sampler_at_1_ms_for_10_s(
     assert isinstance(status_json["pid"], int)
     if os.geteuid() == 0:
         assert str(status_json["priority"]).startswith("SCHED_FIFO")
+    print(f"a bare 1 ms loop: {probe_late} of {probe_deadlines} deadlines missed")
+    assert probe_deadlines >= 10_000, (probe_deadlines, probe_late)
     for dep_id, window in windows.items():
         deadlines = sum(n + skipped for n, _, skipped in window.values())
         late = sum(late for _, late, _ in window.values())
@@ -216,16 +220,15 @@ async def test_two_deployments_of_eight_share_one_sampler_at_1_ms_for_10_s(
         assert len(window) == 8
         # The 0.1 % target is the benchmark's (benchmarks/bench_sampling.py
         # --side-by-side, against two separate samplers in the same run). This
-        # VM is shared: it stalls now and then for 10-200 ms, and a stall makes
-        # all 16 files miss deadlines at once (as skipped ones: the sampler
-        # does not catch up, it counts them). So here: every instance sampled
-        # nearly all of the 10 s or counted what it skipped, reads that were
-        # late without a stall stay under 1 %, and stalls under 10 %. A broken
-        # sampler (wrong grid, no wake-up) fails these; a loaded machine does not.
+        # VM stalls now and then for 10-200 ms, and a stall makes all 16 files
+        # miss deadlines at once, as it makes a bare loop miss them (``stalls``).
+        # So here: every instance sampled nearly all of the 10 s or counted what
+        # it skipped, and missed at most 1 % more than the bare loop run over
+        # the same window. A broken sampler (wrong grid, no wake-up) fails
+        # these; a stalled machine does not.
         for n, missed, skipped in window.values():
             assert n + skipped >= 9_900, window
-            assert missed - skipped < 0.01 * n, window
-            assert skipped < 0.1 * n, window
+            assert missed - probe_late < 0.01 * n, (window, probe_late)
         report = reports[dep_id]
         assert report is not None
         assert report.sampler_restarts == 0

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
+from stalls import host_stalls_during
 
 import faaslab
 from faaslab._deployment._open import open_deployment
@@ -78,42 +78,6 @@ async def test_a_64_mb_allocation_shows_in_the_stats_and_in_the_call(
     assert instance.kernel_peak_bytes is not None
     assert instance.kernel_peak_bytes >= call.memory_peak_bytes
     assert (tmp_path / "memory_report.json").is_file()
-
-
-#: A bare 1 ms loop at the sampler's priority, with the sampler's rule for a
-#: missed deadline (not met within one interval; a stall skips the deadlines it
-#: covers, each counted late). Prints "<deadlines> <late>" after ``argv[1]`` s.
-HOST_STALL_PROBE = """
-import os, sys, time
-try:
-    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(20))
-except (AttributeError, PermissionError, OSError):
-    pass
-interval = 1_000_000
-deadline = time.monotonic_ns()
-end = deadline + int(float(sys.argv[1]) * 1e9)
-deadlines = late = 0
-while deadline < end:
-    deadline += interval
-    wait = deadline - time.monotonic_ns()
-    if wait > 0:
-        time.sleep(wait / 1e9)
-    now = time.monotonic_ns()
-    deadlines += 1
-    if now - deadline > interval:
-        behind = (now - deadline) // interval
-        deadlines += behind
-        late += 1 + behind
-        deadline += behind * interval
-print(deadlines, late)
-"""
-
-
-async def host_stalls_during(seconds: float) -> tuple[int, int]:
-    """(deadlines, late) of a bare 1 ms loop run for ``seconds``."""
-    done = await anyio.run_process([sys.executable, "-c", HOST_STALL_PROBE, str(seconds)])
-    deadlines, late = done.stdout.split()
-    return int(deadlines), int(late)
 
 
 @pytest.mark.usefixtures("nothing_left")
