@@ -3,6 +3,9 @@
     python tests/leakcheck.py snapshot FILE   # before the run
     python tests/leakcheck.py compare FILE    # after: exit 1 listing what leaked
 
+Processes count too: whatever of the tests' own engines (private dockerds,
+their containerd and shims) still runs at the end and did not before.
+
 Objects that existed before the run (say, kept by a developer's manual run)
 are not counted: CI reuses this machine's engine data. Objects of *another*
 test run going on at the same time (deployment ids ``t<run>-<n>`` with a
@@ -34,6 +37,11 @@ import anyio
 
 from faaslab._backend import Label, deployment_filter, owner_alive
 from faaslab._backend._docker import open_engine
+
+#: Where the tests' own engines live (``privateengine``, ``swarm_env``): a
+#: process naming one in its command line (a dockerd, containerd, a shim) is
+#: the suite's, and must be gone by the end of the run.
+TEST_ENGINE_ROOTS = ("/tmp/faaslab-privd-", "/tmp/fsw")
 
 #: Deployment ids of test runs (``t<run>-<n>``, the conftest fixture's, here or elsewhere).
 OTHER_TEST_RUN = re.compile(r"^t[0-9a-z]+-\d")
@@ -131,15 +139,33 @@ async def _objects() -> dict[str, tuple[str, str | None]]:
     return found
 
 
+def _test_engine_processes() -> dict[str, str]:
+    """Processes of the tests' own engines: "pid:start time" → command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            start = (entry / "stat").read_text().rsplit(")", 1)[1].split()[19]
+        except (OSError, IndexError):
+            continue
+        if any(root in cmdline for root in TEST_ENGINE_ROOTS):
+            found[f"{entry.name}:{start}"] = cmdline.strip()
+    return found
+
+
 def main(argv: list[str]) -> int:
     action, path = argv
     now = anyio.run(_objects)
+    processes = _test_engine_processes()
     if action == "snapshot":
         with open(path, "w") as f:
-            json.dump(sorted(now), f)
+            json.dump({"objects": sorted(now), "processes": sorted(processes)}, f)
         return 0
     with open(path) as f:
-        before = set(json.load(f))
+        snapshot = json.load(f)
+    before = set(snapshot["objects"])
     run = os.environ.get("FAASLAB_TEST_RUN", "")
     ours = f"t{run}-"
     leaked = sorted(
@@ -155,6 +181,10 @@ def main(argv: list[str]) -> int:
     if sampler is not None:
         print(f"LEAKED: the run's host sampler, pid {sampler}, still runs", file=sys.stderr)
         leaked.append(f"host sampler {sampler}")
+    for key, cmdline in sorted(processes.items()):
+        if key not in snapshot["processes"]:
+            print(f"LEAKED: process {key.split(':')[0]} ({cmdline[:120]})", file=sys.stderr)
+            leaked.append(f"process {key}")
     if leaked:
         print(f"leak check: {len(leaked)} faaslab object(s) left by this run", file=sys.stderr)
         return 1

@@ -106,8 +106,9 @@ class PrivateEngine:
             process.wait()
 
     def destroy(self) -> None:
-        """Stop it and remove everything it had: namespace, mounts, data."""
+        """Stop it and remove everything it had: processes, namespace, mounts, data."""
         self.stop()
+        _kill_processes_under(self.root)
         for mount in reversed(_mounts_under(self.root)):
             subprocess.run(["umount", "-l", mount], check=False)
         subprocess.run(["ip", "netns", "delete", self.netns], check=False)
@@ -179,6 +180,26 @@ class PrivateEngine:
 
     def _in_netns(self, command: list[str], check: bool) -> None:
         subprocess.run(self._nsenter(command), check=check)
+
+
+def _kill_processes_under(root: Path) -> None:
+    """containerd and shims our dockerd started: their command lines name its root.
+
+    A dockerd stopped with containers that outlive its shutdown timeout (or
+    SIGKILLed past ``STOP_BOUND_S``) leaves their ``containerd-shim`` processes
+    behind; they are ours, found by our root, and go with it.
+    """
+    prefix = str(root)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if prefix in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def _mounts_under(root: Path) -> list[str]:
