@@ -4,6 +4,8 @@ async with faaslab.open_deployment(spec) as dep:
     inv = await dep.invoke("fn", {"n": 1})
 """
 
+import structlog as _structlog
+
 from ._aggregate import InstanceMemory, MemoryReport
 from ._deployment import (
     Deployment,
@@ -45,6 +47,7 @@ from ._experiment import (
     run_experiment,
 )
 from ._function import Instance, Invocation, RemoteError
+from ._logging import enable_logging, use_stdlib_logging
 from ._messages import (
     DeploymentEnded,
     DeploymentEvent,
@@ -58,7 +61,14 @@ from ._messages import (
     InstanceStarting,
     SamplerLagging,
 )
-from ._spec import DeploymentSpec, FunctionSpec, NoSQLSpec, ScalingSpec, load_deployment_spec
+from ._spec import (
+    DeploymentSpec,
+    FunctionSpec,
+    NoSQLSpec,
+    ScalingSpec,
+    StorageSpec,
+    load_deployment_spec,
+)
 
 __all__ = (
     "Deployment",
@@ -108,11 +118,19 @@ __all__ = (
     "SpecError",
     "StateError",
     "StorageError",
+    "StorageSpec",
     "SystemSetupError",
     "Workload",
+    "enable_logging",
     "load_deployment_spec",
     "load_experiment_spec",
     "open_deployment",
     "read_records",
     "run_experiment",
 )
+
+# A library's logging: to the stdlib's loggers (nothing on stdout; WARNING and
+# above on stderr by the stdlib's last resort), unless the application or one
+# of faaslab's entry points configured structlog already.
+if not _structlog.is_configured():
+    use_stdlib_logging()

@@ -1,8 +1,21 @@
-"""structlog set-up, shared by every entry point (the CLI, the supervisor process).
+"""structlog set-up: a library's by default, an entry point's when one asks.
 
-Library code never configures logging: each module has ``log =
-structlog.get_logger()`` and binds its context; only an entry point calls
-:func:`configure_logging`.
+Each module has ``log = structlog.get_logger()`` and binds its context, with
+stable event names (``instance.ready``). Where those events go:
+
+- **Embedded** (the default, :func:`use_stdlib_logging`, set when faaslab is
+  imported and structlog is not configured yet): through structlog's stdlib
+  integration to ``logging`` loggers named after the modules
+  (``faaslab._deployment._actor``, under ``faaslab``). Nothing reaches
+  stdout; with no handler configured, the stdlib's last resort shows WARNING
+  and above on stderr, as for any library. The record's message is ``event
+  key=value ...``; the whole event dict is ``record.faaslab_event``.
+  :func:`enable_logging` (``faaslab.enable_logging()``) is the one-liner
+  that shows them rendered by faaslab (JSON or console) on stderr; an
+  application that configures structlog itself gets faaslab's events
+  through its own configuration.
+- **Entry points** (the CLI, the supervisor process, the host sampler) call
+  :func:`configure_logging`, which renders every event as before.
 
 Log lines and progress displays share one rich console on stderr
 (:func:`stderr_console`): on a terminal a line is printed through it, so
@@ -21,7 +34,17 @@ import structlog
 from rich.console import Console
 from rich.text import Text
 
-__all__ = ("configure_logging", "log_to_file", "stderr_console")
+__all__ = (
+    "EVENT_ATTRIBUTE",
+    "configure_logging",
+    "enable_logging",
+    "log_to_file",
+    "stderr_console",
+    "use_stdlib_logging",
+)
+
+#: The ``logging.LogRecord`` attribute holding a faaslab event's dict.
+EVENT_ATTRIBUTE = "faaslab_event"
 
 _console: Console | None = None
 #: A file every log line also goes to (SeBS's ``--output-dir/--output-file``).
@@ -94,3 +117,73 @@ def configure_logging(fmt: str, debug: bool, *, quiet: bool = False) -> None:
         logger_factory=_logger_factory,
         cache_logger_on_first_use=True,
     )
+
+
+# -- embedded: the stdlib's logging -------------------------------------------------
+
+
+def _to_stdlib(_: Any, __: str, event_dict: structlog.types.EventDict) -> dict[str, Any]:
+    """The last processor: ``event key=value ...`` as the message, the dict beside it."""
+    fields = " ".join(
+        f"{key}={value}" for key, value in event_dict.items() if key not in ("event", "level")
+    )
+    message = f"{event_dict.get('event', '')} {fields}".rstrip()
+    return {"msg": message, "extra": {EVENT_ATTRIBUTE: dict(event_dict)}}
+
+
+def use_stdlib_logging() -> None:
+    """Route structlog's events to ``logging`` (faaslab's default as a library).
+
+    Loggers are not cached: an application that configures structlog or
+    logging later, after faaslab logged, still gets every later event.
+    """
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,  # first: a disabled level costs nothing more
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.processors.format_exc_info,
+            _to_stdlib,
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+
+
+class _EventFormatter(logging.Formatter):
+    """Renders faaslab's event dicts as the CLI does (a timestamp, the level, JSON or console)."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__()
+        self._renderer: structlog.types.Processor = (
+            structlog.processors.JSONRenderer()
+            if fmt == "json"
+            else structlog.dev.ConsoleRenderer(colors=False)
+        )
+        self._stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = dict(
+            getattr(record, EVENT_ATTRIBUTE, None) or {"event": record.getMessage()}
+        )
+        event.setdefault("level", record.levelname.lower())
+        stamped = self._stamp(None, record.levelname.lower(), event)
+        return str(self._renderer(None, record.levelname.lower(), stamped))
+
+
+def enable_logging(fmt: str = "console", level: int | str = logging.INFO) -> logging.Handler:
+    """Show faaslab's events on stderr, rendered as the CLI renders them; return the handler.
+
+    ``faaslab.enable_logging()`` (console) or ``faaslab.enable_logging("json")``.
+    Only the ``faaslab`` logger is touched (a handler and its level): the
+    application's own logging stays as it is. Remove the handler to undo.
+    """
+    if fmt not in ("console", "json"):
+        raise ValueError(f"fmt: {fmt!r}; faaslab renders 'console' or 'json'")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_EventFormatter(fmt))
+    logger = logging.getLogger("faaslab")
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return handler
