@@ -33,7 +33,7 @@ demo: setup
 	@$(PY) -m faaslab demo
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy --strict src
 
 test:

@@ -20,7 +20,7 @@ trap cleanup EXIT
 make --no-print-directory engine images
 
 echo "== ruff"
-.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks examples
 echo "== mypy --strict"
 .venv/bin/mypy --strict src
 
