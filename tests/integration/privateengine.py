@@ -108,7 +108,7 @@ class PrivateEngine:
     def destroy(self) -> None:
         """Stop it and remove everything it had: processes, namespace, mounts, data."""
         self.stop()
-        _kill_processes_under(self.root)
+        kill_processes_under(self.root)
         for mount in reversed(_mounts_under(self.root)):
             subprocess.run(["umount", "-l", mount], check=False)
         subprocess.run(["ip", "netns", "delete", self.netns], check=False)
@@ -182,7 +182,7 @@ class PrivateEngine:
         subprocess.run(self._nsenter(command), check=check)
 
 
-def _kill_processes_under(root: Path) -> None:
+def kill_processes_under(root: Path) -> None:
     """containerd and shims our dockerd started: their command lines name its root.
 
     A dockerd stopped with containers that outlive its shutdown timeout (or

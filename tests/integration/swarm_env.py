@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+from privateengine import kill_processes_under
 
 from faaslab._control import StatusReply, StatusRequest, connect
 from faaslab._state import load_state
@@ -261,20 +262,6 @@ class PrivateSwarm:
             process.kill()
             process.wait(timeout=20)
 
-    def _kill_leftover_processes(self) -> None:
-        """containerd and shims started by our engines: their command lines name our root."""
-        root = str(self.root)
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if root in cmdline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(entry.name), signal.SIGKILL)
-
     def _unmount(self) -> None:
         root = str(self.root)
         mounts = []
@@ -290,7 +277,7 @@ class PrivateSwarm:
         for node in reversed(self.nodes):
             with contextlib.suppress(Exception):
                 self._stop_engine(node)
-        self._kill_leftover_processes()
+        kill_processes_under(self.root)  # containerd and shims of our engines
         self._unmount()
         for kind, name in reversed(self._made):
             if kind == "netns":
