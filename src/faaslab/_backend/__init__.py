@@ -24,8 +24,9 @@
   hashes, long host commands.
 - :func:`run_to_exit` (``_oneshot``) — a container run to completion
   (installs, load checks), its output followed, always removed.
-- :func:`hardened_host_config`, :func:`healthcheck` (``_hardening``) — the
-  sandbox floor of every container faaslab starts (CIS Docker section 5).
+- :func:`hardened_host_config`, :func:`healthcheck`, :func:`loopback_ports`
+  (``_hardening``) — the sandbox floor of every container faaslab starts
+  (CIS Docker section 5).
 """
 
 from ._daemon import EngineStatus, engine_answers, start_engine, stop_engine
@@ -37,6 +38,7 @@ from ._hardening import (
     cpu_shares,
     hardened_host_config,
     healthcheck,
+    loopback_ports,
 )
 from ._images import (
     IMAGE_LABEL,
@@ -93,6 +95,7 @@ __all__ = (
     "healthcheck",
     "image_status",
     "input_digest",
+    "loopback_ports",
     "node_matches",
     "open_backend",
     "open_engine",

@@ -41,6 +41,7 @@ from .._backend import (
     Label,
     hardened_host_config,
     healthcheck,
+    loopback_ports,
 )
 from .._errors import (
     EngineError,
@@ -159,11 +160,7 @@ def container_config(
             "Binds": [f"{ctx.code or spec.code_path}:/function/function:ro", *ctx.binds],
             # Only on loopback, on a port the engine picks: nothing outside
             # this machine can reach a function, and parallel runs never clash.
-            "PortBindings": {
-                f"{CONTAINER_PORT}/tcp": [
-                    {"HostIp": "127.0.0.1", "HostPort": str(host_port) if host_port else ""}
-                ]
-            },
+            "PortBindings": loopback_ports(CONTAINER_PORT, host_port),
             "NetworkMode": ctx.network,
             "Init": False,
         },

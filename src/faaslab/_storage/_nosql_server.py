@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from .._backend import Label, hardened_host_config, healthcheck
+from .._backend import Label, hardened_host_config, healthcheck, loopback_ports
 from .._errors import SpecError
 from .._spec import NoSQLSpec
 from ._nosql_image import DYNALITE_VERSION, nosql_image
@@ -202,11 +202,7 @@ def nosql_container_config(
             read_only=recipe.hardened,
         ),
         "Binds": [f"{volume}:{recipe.data_dir}"],
-        "PortBindings": {
-            f"{NOSQL_PORT}/tcp": [
-                {"HostIp": "127.0.0.1", "HostPort": str(host_port) if host_port else ""}
-            ]
-        },
+        "PortBindings": loopback_ports(NOSQL_PORT, host_port),
         "NetworkMode": network,
     }
     if not recipe.hardened:

@@ -31,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from .._backend import Label, hardened_host_config, healthcheck
+from .._backend import Label, hardened_host_config, healthcheck, loopback_ports
 from .._spec import StorageSpec
 from ._image import BUSYBOX_PATH, storage_image
 
@@ -148,11 +148,7 @@ def container_config(
         "Binds": [f"{volume}:/data"],
         # Only on loopback, on a port the engine picks: nothing outside this
         # machine reaches the storage, and parallel deployments never clash.
-        "PortBindings": {
-            f"{S3_PORT}/tcp": [
-                {"HostIp": "127.0.0.1", "HostPort": str(host_port) if host_port else ""}
-            ]
-        },
+        "PortBindings": loopback_ports(S3_PORT, host_port),
         "NetworkMode": network,
     }
     return {
